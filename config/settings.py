@@ -1,0 +1,132 @@
+"""One typed settings object, read from the environment.
+
+Tests and tools pass overrides to ``Settings.from_env(overrides=...)`` or to ``create_app``; nothing else reads
+``os.environ`` for configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_INSTANCE_PATH = PROJECT_ROOT / "instance"
+ENVIRONMENTS = ("development", "test", "production")
+
+
+class SettingsError(RuntimeError):
+    """The environment does not describe a service that can start."""
+
+
+def _as_bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    base_url: str = "http://127.0.0.1:5000"
+    database_url: str = ""
+    secret_key: str = ""
+    encryption_key: str | None = None
+    redis_url: str | None = None
+    smtp_url: str | None = None
+    webhook_secret: str | None = None
+    canvas_api_url: str | None = None
+    canvas_api_token: str | None = None
+    canvas_account_id: str | None = None
+    instance_path: Path = DEFAULT_INSTANCE_PATH
+    # Timeouts, lifetimes and backoff are settings so tests can run them short.
+    http_timeout_seconds: float = 10.0
+    jwt_leeway_seconds: int = 60
+    login_state_ttl_seconds: int = 600
+    launch_token_ttl_seconds: int = 10 * 3600  # a working day
+    key_grace_seconds: int = 7 * 24 * 3600
+    platform_jwks_ttl_seconds: int = 3600
+    platform_jwks_min_refetch_seconds: float = 10.0
+    max_id_token_bytes: int = 32 * 1024
+    max_request_bytes: int = 256 * 1024
+    sqlite_busy_timeout_ms: int = 5000
+    vat_rate_percent: int = 25
+    log_json: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @classmethod
+    def from_env(
+        cls, environ: dict[str, str] | None = None, overrides: dict[str, Any] | None = None
+    ) -> Settings:
+        """Build settings from ``environ`` (default ``os.environ``) and apply ``overrides``.
+
+        Raises SettingsError when production is missing what it needs. In development and test a SECRET_KEY is
+        generated once into instance/ so a fresh clone runs without any secret in git.
+        """
+        env_map = dict(os.environ if environ is None else environ)
+        overrides = dict(overrides or {})
+        instance_path = Path(overrides.pop("instance_path", None) or env_map.get("KURSPAKKE_INSTANCE_PATH")
+                             or DEFAULT_INSTANCE_PATH)
+        env = overrides.pop("env", None) or env_map.get("KURSPAKKE_ENV", "development")
+        if env not in ENVIRONMENTS:
+            raise SettingsError(f"KURSPAKKE_ENV must be one of {', '.join(ENVIRONMENTS)}, not {env!r}")
+        values: dict[str, Any] = {
+            "env": env,
+            "instance_path": instance_path,
+            "base_url": env_map.get("KURSPAKKE_BASE_URL", cls.base_url).rstrip("/"),
+            "database_url": env_map.get("DATABASE_URL", ""),
+            "secret_key": env_map.get("SECRET_KEY", ""),
+            "encryption_key": env_map.get("KURSPAKKE_ENCRYPTION_KEY") or None,
+            "redis_url": env_map.get("REDIS_URL") or None,
+            "smtp_url": env_map.get("SMTP_URL") or None,
+            "webhook_secret": env_map.get("KURSPAKKE_WEBHOOK_SECRET") or None,
+            "canvas_api_url": env_map.get("CANVAS_API_URL") or None,
+            "canvas_api_token": env_map.get("CANVAS_API_TOKEN") or None,
+            "canvas_account_id": env_map.get("CANVAS_ACCOUNT_ID") or None,
+        }
+        if "KURSPAKKE_LOG_JSON" in env_map:
+            values["log_json"] = _as_bool(env_map["KURSPAKKE_LOG_JSON"])
+        known = {f.name for f in fields(cls)}
+        for key, value in overrides.items():
+            if key not in known:
+                raise SettingsError(f"unknown setting {key!r}")
+            values[key] = value
+        settings = cls(**values)
+        return settings._completed()
+
+    def _completed(self) -> Settings:
+        changes: dict[str, Any] = {}
+        if not self.database_url:
+            if self.is_production:
+                raise SettingsError("DATABASE_URL must be set in production")
+            self.instance_path.mkdir(parents=True, exist_ok=True)
+            changes["database_url"] = f"sqlite:///{self.instance_path / 'kurspakke.sqlite3'}"
+        if not self.secret_key:
+            if self.is_production:
+                raise SettingsError("SECRET_KEY must be set in production")
+            changes["secret_key"] = _development_secret(self.instance_path)
+        elif self.is_production and len(self.secret_key) < 32:
+            raise SettingsError("SECRET_KEY must be at least 32 characters in production")
+        if self.is_production and not self.base_url.startswith("https://"):
+            raise SettingsError("KURSPAKKE_BASE_URL must be https:// in production")
+        return replace(self, **changes) if changes else self
+
+
+def _development_secret(instance_path: Path) -> str:
+    """Read, or create on first run, instance/secret_key (never committed: instance/ is ignored)."""
+    instance_path.mkdir(parents=True, exist_ok=True)
+    path = instance_path / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_urlsafe(48)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process won the race; use its key
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
