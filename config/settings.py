@@ -59,9 +59,7 @@ class Settings:
         return self.env == "production"
 
     @classmethod
-    def from_env(
-        cls, environ: dict[str, str] | None = None, overrides: dict[str, Any] | None = None
-    ) -> Settings:
+    def from_env(cls, environ: dict[str, str] | None = None, overrides: dict[str, Any] | None = None) -> Settings:
         """Build settings from ``environ`` (default ``os.environ``) and apply ``overrides``.
 
         Raises SettingsError when production is missing what it needs. In development and test a SECRET_KEY is
@@ -69,8 +67,9 @@ class Settings:
         """
         env_map = dict(os.environ if environ is None else environ)
         overrides = dict(overrides or {})
-        instance_path = Path(overrides.pop("instance_path", None) or env_map.get("KURSPAKKE_INSTANCE_PATH")
-                             or DEFAULT_INSTANCE_PATH)
+        instance_path = Path(
+            overrides.pop("instance_path", None) or env_map.get("KURSPAKKE_INSTANCE_PATH") or DEFAULT_INSTANCE_PATH
+        )
         env = overrides.pop("env", None) or env_map.get("KURSPAKKE_ENV", "development")
         if env not in ENVIRONMENTS:
             raise SettingsError(f"KURSPAKKE_ENV must be one of {', '.join(ENVIRONMENTS)}, not {env!r}")

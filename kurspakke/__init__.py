@@ -1,0 +1,1 @@
+"""kurspakke: the domain — models, database session, and services. Knows neither Flask nor Canvas."""

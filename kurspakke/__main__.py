@@ -1,0 +1,3 @@
+from kurspakke.cli import main
+
+main()

@@ -1,0 +1,33 @@
+"""The domain's tables. Import from here; Alembic's env.py reads ``Base.metadata``."""
+
+from kurspakke.models.base import Base, utcnow
+from kurspakke.models.lti import Deployment, ExpiringValue, LaunchRecord, LoginState, Registration, ToolKey
+from kurspakke.models.people import (
+    CourseLink,
+    IdentityKind,
+    Organisation,
+    Person,
+    PersonIdentity,
+    ProgrammeRole,
+    ProgrammeRoleKind,
+    UnlicensedLaunch,
+)
+
+__all__ = [
+    "Base",
+    "CourseLink",
+    "Deployment",
+    "ExpiringValue",
+    "IdentityKind",
+    "LaunchRecord",
+    "LoginState",
+    "Organisation",
+    "Person",
+    "PersonIdentity",
+    "ProgrammeRole",
+    "ProgrammeRoleKind",
+    "Registration",
+    "ToolKey",
+    "UnlicensedLaunch",
+    "utcnow",
+]

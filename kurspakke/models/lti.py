@@ -1,0 +1,100 @@
+"""LTI platform registrations, the tool's own signing keys, and short-lived login and launch records."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from kurspakke.models.base import Base, utcnow
+
+
+class Registration(Base):
+    """One LTI client (a Canvas developer key) of one issuer.
+
+    All hosted Canvas shares the issuer https://canvas.instructure.com, so an issuer has many client ids.
+    """
+
+    __tablename__ = "lti_registration"
+    __table_args__ = (UniqueConstraint("issuer", "client_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(255))
+    client_id: Mapped[str] = mapped_column(String(255))
+    auth_login_url: Mapped[str] = mapped_column(String(1024))
+    auth_token_url: Mapped[str] = mapped_column(String(1024))
+    auth_audience: Mapped[str | None] = mapped_column(String(1024))
+    key_set_url: Mapped[str] = mapped_column(String(1024))
+    # Where users see the platform (e.g. https://hinn.instructure.com); these go into CSP frame-ancestors.
+    frame_origins: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    deployments: Mapped[list[Deployment]] = relationship(
+        back_populates="registration", cascade="all, delete-orphan", order_by="Deployment.id"
+    )
+
+
+class Deployment(Base):
+    __tablename__ = "lti_deployment"
+    __table_args__ = (UniqueConstraint("registration_id", "deployment_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    registration_id: Mapped[int] = mapped_column(ForeignKey("lti_registration.id", ondelete="CASCADE"))
+    deployment_id: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    registration: Mapped[Registration] = relationship(back_populates="deployments")
+
+
+class ToolKey(Base):
+    """An RSA signing key of the tool. The private half is stored encrypted; retired keys stay in the JWKS for a
+    grace period so platforms holding a cached copy still verify what was signed just before a rotation."""
+
+    __tablename__ = "tool_key"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kid: Mapped[str] = mapped_column(String(64), unique=True)
+    private_key_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class LoginState(Base):
+    """An OIDC login in flight: the state we sent, the nonce bound to it, and what the launch must match."""
+
+    __tablename__ = "lti_login_state"
+
+    state: Mapped[str] = mapped_column(String(128), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(128), unique=True)
+    registration_id: Mapped[int] = mapped_column(ForeignKey("lti_registration.id", ondelete="CASCADE"))
+    target_link_uri: Mapped[str] = mapped_column(String(1024))
+    storage_target: Mapped[str | None] = mapped_column(String(255))
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class LaunchRecord(Base):
+    """What the tool keeps of one launch for later requests: context, roles and service endpoints — no name,
+    no e-mail (those live on Person only)."""
+
+    __tablename__ = "lti_launch"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ExpiringValue(Base):
+    """Generic short-lived key/value store used where Redis is not configured (e.g. access-token cache)."""
+
+    __tablename__ = "expiring_value"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+__all__ = ["Deployment", "ExpiringValue", "LaunchRecord", "LoginState", "Registration", "ToolKey"]

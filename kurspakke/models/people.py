@@ -1,0 +1,113 @@
+"""Organisations, people, the roles the tool itself records, and the link between a programme and a course."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from kurspakke.models.base import Base, utcnow
+
+
+class ProgrammeRoleKind(enum.StrEnum):
+    PARTICIPANT = "participant"
+    MENTOR = "mentor"
+    LICENCE_ADMIN = "licence_admin"
+
+
+class IdentityKind(enum.StrEnum):
+    CANVAS_USER_ID = "canvas_user_id"  # scope: the Canvas instance (tool_platform guid)
+    LTI_SUB = "lti_sub"  # scope: the issuer
+
+
+class Organisation(Base):
+    __tablename__ = "organisation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    orgnr: Mapped[str] = mapped_column(String(9), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Person(Base):
+    __tablename__ = "person"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str] = mapped_column(String(320), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    identities: Mapped[list[PersonIdentity]] = relationship(back_populates="person", cascade="all, delete-orphan")
+    roles: Mapped[list[ProgrammeRole]] = relationship(back_populates="person", cascade="all, delete-orphan")
+
+
+class PersonIdentity(Base):
+    """How a platform names a person: a Canvas user id within one Canvas instance, or an LTI sub of an issuer."""
+
+    __tablename__ = "person_identity"
+    __table_args__ = (UniqueConstraint("kind", "scope", "value"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[IdentityKind] = mapped_column(Enum(IdentityKind, native_enum=False, length=32))
+    scope: Mapped[str] = mapped_column(String(255))
+    value: Mapped[str] = mapped_column(String(255))
+
+    person: Mapped[Person] = relationship(back_populates="identities")
+
+
+class ProgrammeRole(Base):
+    """A role the tool grants: participant (holds a seat), mentor, licence administrator — per organisation."""
+
+    __tablename__ = "programme_role"
+    __table_args__ = (UniqueConstraint("person_id", "programme_id", "organisation_id", "role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
+    programme_id: Mapped[str] = mapped_column(String(64))
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id", ondelete="CASCADE"))
+    role: Mapped[ProgrammeRoleKind] = mapped_column(Enum(ProgrammeRoleKind, native_enum=False, length=32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    person: Mapped[Person] = relationship(back_populates="roles")
+    organisation: Mapped[Organisation] = relationship()
+
+
+class CourseLink(Base):
+    """A programme linked to one Canvas course per Canvas instance."""
+
+    __tablename__ = "course_link"
+    __table_args__ = (
+        UniqueConstraint("programme_id", "platform_instance"),
+        UniqueConstraint("platform_instance", "context_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    programme_id: Mapped[str] = mapped_column(String(64))
+    # tool_platform.guid when the platform sends it (a Canvas instance), else the issuer.
+    platform_instance: Mapped[str] = mapped_column(String(255))
+    context_id: Mapped[str] = mapped_column(String(255))
+    canvas_course_id: Mapped[str | None] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(255), default="")
+    linked_by_person_sub: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class UnlicensedLaunch(Base):
+    """Someone launched from a linked course whom the tool does not know; the course owner sees the list."""
+
+    __tablename__ = "unlicensed_launch"
+    __table_args__ = (UniqueConstraint("course_link_id", "issuer", "sub"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_link_id: Mapped[int] = mapped_column(ForeignKey("course_link.id", ondelete="CASCADE"))
+    issuer: Mapped[str] = mapped_column(String(255))
+    sub: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(255), default="")
+    email: Mapped[str] = mapped_column(String(320), default="")
+    canvas_user_id: Mapped[str | None] = mapped_column(String(64))
+    first_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    launches: Mapped[int] = mapped_column(default=1)

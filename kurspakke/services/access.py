@@ -1,0 +1,239 @@
+"""Who is launching, and with what authority — decided from the tool's own records on every launch.
+
+Participants, mentors and licence administrators come from ProgrammeRole rows. Course owners are the Instructors
+(the plain membership role, never its TeachingAssistant sub-role) and Administrators of the linked course, as
+the platform's signed roles claim says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from kurspakke.models import (
+    CourseLink,
+    IdentityKind,
+    Person,
+    PersonIdentity,
+    ProgrammeRole,
+    ProgrammeRoleKind,
+    UnlicensedLaunch,
+    utcnow,
+)
+from kurspakke.programmes import Programme
+
+LIS = "http://purl.imsglobal.org/vocab/lis/v2/"
+ROLE_INSTRUCTOR = LIS + "membership#Instructor"
+ROLE_TEACHING_ASSISTANT = LIS + "membership/Instructor#TeachingAssistant"
+ROLE_LEARNER = LIS + "membership#Learner"
+OWNER_ADMIN_ROLES = frozenset(
+    {LIS + "membership#Administrator", LIS + "institution/person#Administrator", LIS + "system/person#Administrator"}
+)
+# LTI 1.3 still permits the short context role names of LTI 1.1.
+_SHORT_ROLES = {
+    "Instructor": ROLE_INSTRUCTOR,
+    "Learner": ROLE_LEARNER,
+    "Administrator": LIS + "membership#Administrator",
+}
+
+
+def normalise_roles(roles: Iterable[str]) -> frozenset[str]:
+    return frozenset(_SHORT_ROLES.get(r, r) for r in roles)
+
+
+def is_course_owner_role(roles: Iterable[str]) -> bool:
+    """Instructor without the TeachingAssistant sub-role, or an Administrator."""
+    found = normalise_roles(roles)
+    if found & OWNER_ADMIN_ROLES:
+        return True
+    return ROLE_INSTRUCTOR in found and ROLE_TEACHING_ASSISTANT not in found
+
+
+@dataclass(frozen=True)
+class Launcher:
+    """The validated facts of a launch that identify a person (from a signed id_token)."""
+
+    issuer: str
+    sub: str
+    platform_instance: str
+    roles: frozenset[str]
+    context_id: str | None
+    name: str = ""
+    email: str = ""
+    canvas_user_id: str | None = None
+
+
+@dataclass
+class Access:
+    course_link: CourseLink | None
+    course_owner: bool
+    person: Person | None
+    roles: list[ProgrammeRoleKind] = field(default_factory=list)
+    organisation_ids: list[int] = field(default_factory=list)
+
+    @property
+    def known(self) -> bool:
+        return self.course_owner or bool(self.roles)
+
+
+class LinkError(ValueError):
+    """The course cannot be linked to that programme; the message says why."""
+
+
+def find_course_link(session: Session, platform_instance: str, context_id: str | None) -> CourseLink | None:
+    if not context_id:
+        return None
+    return session.scalars(
+        select(CourseLink).where(CourseLink.platform_instance == platform_instance, CourseLink.context_id == context_id)
+    ).one_or_none()
+
+
+def link_course(
+    session: Session,
+    programme: Programme,
+    *,
+    platform_instance: str,
+    context_id: str,
+    canvas_course_id: str | None,
+    title: str,
+    linked_by_sub: str,
+) -> CourseLink:
+    """Link a course to a programme. Raises LinkError when the course is already linked, or the programme is
+    already linked to another course of this Canvas instance. Flushes; the caller commits."""
+    if find_course_link(session, platform_instance, context_id) is not None:
+        raise LinkError("course_already_linked")
+    taken = session.scalars(
+        select(CourseLink).where(
+            CourseLink.platform_instance == platform_instance, CourseLink.programme_id == programme.id
+        )
+    ).first()
+    if taken is not None:
+        raise LinkError("programme_linked_elsewhere")
+    link = CourseLink(
+        programme_id=programme.id,
+        platform_instance=platform_instance,
+        context_id=context_id,
+        canvas_course_id=canvas_course_id,
+        title=title[:255],
+        linked_by_person_sub=linked_by_sub,
+    )
+    try:
+        with session.begin_nested():
+            session.add(link)
+            session.flush()
+    except IntegrityError as exc:  # a concurrent link won the race
+        raise LinkError("course_already_linked") from exc
+    return link
+
+
+def _identity(session: Session, kind: IdentityKind, scope: str, value: str) -> PersonIdentity | None:
+    return session.scalars(
+        select(PersonIdentity).where(
+            PersonIdentity.kind == kind, PersonIdentity.scope == scope, PersonIdentity.value == value
+        )
+    ).one_or_none()
+
+
+def match_person(session: Session, launcher: Launcher) -> Person | None:
+    """Canvas user id recorded at provisioning, else the LTI sub from an earlier launch, else a unique e-mail.
+
+    On a match, the identities this launch carries are recorded so the next launch matches directly.
+    An e-mail shared by several people matches no one (never guessed).
+    """
+    person: Person | None = None
+    if launcher.canvas_user_id:
+        ident = _identity(session, IdentityKind.CANVAS_USER_ID, launcher.platform_instance, launcher.canvas_user_id)
+        person = ident.person if ident else None
+    if person is None:
+        ident = _identity(session, IdentityKind.LTI_SUB, launcher.issuer, launcher.sub)
+        person = ident.person if ident else None
+    if person is None and launcher.email:
+        candidates = list(
+            session.scalars(select(Person).where(func.lower(Person.email) == launcher.email.strip().lower()).limit(2))
+        )
+        person = candidates[0] if len(candidates) == 1 else None
+    if person is not None:
+        _remember(session, person, IdentityKind.LTI_SUB, launcher.issuer, launcher.sub)
+        if launcher.canvas_user_id:
+            _remember(session, person, IdentityKind.CANVAS_USER_ID, launcher.platform_instance, launcher.canvas_user_id)
+    return person
+
+
+def _remember(session: Session, person: Person, kind: IdentityKind, scope: str, value: str) -> None:
+    existing = _identity(session, kind, scope, value)
+    if existing is not None:
+        return
+    try:
+        with session.begin_nested():
+            session.add(PersonIdentity(person_id=person.id, kind=kind, scope=scope, value=value))
+            session.flush()
+    except IntegrityError:
+        pass  # recorded by a concurrent launch of the same person
+
+
+def resolve_access(session: Session, launcher: Launcher) -> Access:
+    """Decide what the launcher may do in this course. Flushes (identities, unlicensed list); the caller commits."""
+    link = find_course_link(session, launcher.platform_instance, launcher.context_id)
+    owner = is_course_owner_role(launcher.roles)
+    if link is None:
+        return Access(course_link=None, course_owner=owner, person=None)
+    person = match_person(session, launcher)
+    roles: list[ProgrammeRoleKind] = []
+    orgs: list[int] = []
+    if person is not None:
+        rows: Sequence[ProgrammeRole] = session.scalars(
+            select(ProgrammeRole).where(
+                ProgrammeRole.person_id == person.id, ProgrammeRole.programme_id == link.programme_id
+            )
+        ).all()
+        roles = sorted({r.role for r in rows}, key=list(ProgrammeRoleKind).index)
+        orgs = sorted({r.organisation_id for r in rows})
+    access = Access(course_link=link, course_owner=owner, person=person, roles=roles, organisation_ids=orgs)
+    if not access.known:
+        record_unlicensed(session, link, launcher)
+    return access
+
+
+def record_unlicensed(session: Session, link: CourseLink, launcher: Launcher) -> None:
+    row = session.scalars(
+        select(UnlicensedLaunch).where(
+            UnlicensedLaunch.course_link_id == link.id,
+            UnlicensedLaunch.issuer == launcher.issuer,
+            UnlicensedLaunch.sub == launcher.sub,
+        )
+    ).one_or_none()
+    if row is None:
+        try:
+            with session.begin_nested():
+                session.add(
+                    UnlicensedLaunch(
+                        course_link_id=link.id,
+                        issuer=launcher.issuer,
+                        sub=launcher.sub,
+                        name=launcher.name[:255],
+                        email=launcher.email[:320],
+                        canvas_user_id=launcher.canvas_user_id,
+                    )
+                )
+                session.flush()
+        except IntegrityError:
+            pass
+        return
+    row.last_seen = utcnow()
+    row.launches += 1
+    row.name = launcher.name[:255] or row.name
+    row.email = launcher.email[:320] or row.email
+
+
+def unlicensed_users(session: Session, link: CourseLink) -> list[UnlicensedLaunch]:
+    return list(
+        session.scalars(
+            select(UnlicensedLaunch)
+            .where(UnlicensedLaunch.course_link_id == link.id)
+            .order_by(UnlicensedLaunch.last_seen.desc())
+        )
+    )

@@ -1,0 +1,109 @@
+"""Platform registrations: issuers, client ids (developer keys) and deployment ids."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from kurspakke.models import Deployment, Registration
+
+
+class RegistrationError(ValueError):
+    """A registration request or lookup is invalid; the message says which part."""
+
+
+class UnknownPlatform(RegistrationError):
+    """The issuer, or the client id for it, is not registered with this tool."""
+
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise RegistrationError(f"not an http(s) URL: {url!r}")
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _check_url(name: str, url: str, *, require_https: bool) -> str:
+    url = url.strip()
+    origin_of(url)
+    if require_https and not url.startswith("https://"):
+        raise RegistrationError(f"{name} must use https: {url!r}")
+    return url
+
+
+def add_platform(
+    session: Session,
+    *,
+    issuer: str,
+    client_id: str,
+    deployment_ids: Sequence[str],
+    auth_login_url: str,
+    auth_token_url: str,
+    key_set_url: str,
+    frame_origins: Sequence[str] = (),
+    auth_audience: str | None = None,
+    require_https: bool = False,
+) -> Registration:
+    """Register (or extend) a client of an issuer with its deployments. Idempotent: an existing registration
+    gets its URLs updated and any new deployment ids added. Raises RegistrationError on bad input.
+    Flushes; the caller commits."""
+    issuer = issuer.strip()
+    client_id = client_id.strip()
+    if not issuer or not client_id:
+        raise RegistrationError("issuer and client id are required")
+    if not deployment_ids or any(not d.strip() for d in deployment_ids):
+        raise RegistrationError("at least one non-empty deployment id is required")
+    urls = {
+        "auth_login_url": _check_url("auth-login-url", auth_login_url, require_https=require_https),
+        "auth_token_url": _check_url("auth-token-url", auth_token_url, require_https=require_https),
+        "key_set_url": _check_url("key-set-url", key_set_url, require_https=require_https),
+    }
+    origins = [origin_of(o) for o in frame_origins] or [origin_of(issuer)]
+    reg = session.scalars(
+        select(Registration).where(Registration.issuer == issuer, Registration.client_id == client_id)
+    ).one_or_none()
+    if reg is None:
+        reg = Registration(issuer=issuer, client_id=client_id, auth_audience=auth_audience, frame_origins=[], **urls)
+        session.add(reg)
+        session.flush()
+    else:
+        for key, value in urls.items():
+            setattr(reg, key, value)
+        reg.auth_audience = auth_audience
+    reg.frame_origins = sorted(set(reg.frame_origins or []) | set(origins))
+    known = {d.deployment_id for d in reg.deployments}
+    for dep in deployment_ids:
+        if dep.strip() not in known:
+            reg.deployments.append(Deployment(deployment_id=dep.strip()))
+            known.add(dep.strip())
+    session.flush()
+    return reg
+
+
+def find_registration(session: Session, issuer: str, client_id: str | None) -> Registration:
+    """The registration for ``issuer`` and ``client_id``; with no client id only an issuer with exactly one client
+    matches. Raises UnknownPlatform otherwise."""
+    query = select(Registration).where(Registration.issuer == issuer).options(selectinload(Registration.deployments))
+    if client_id:
+        reg = session.scalars(query.where(Registration.client_id == client_id)).one_or_none()
+        if reg is None:
+            raise UnknownPlatform("unknown issuer or client id")
+        return reg
+    regs = list(session.scalars(query.limit(2)))
+    if len(regs) != 1:
+        raise UnknownPlatform("unknown issuer, or client id needed for this issuer")
+    return regs[0]
+
+
+def client_ids_of(session: Session, issuer: str) -> set[str]:
+    return set(session.scalars(select(Registration.client_id).where(Registration.issuer == issuer)))
+
+
+def frame_origins(session: Session) -> list[str]:
+    origins: set[str] = set()
+    for row in session.scalars(select(Registration.frame_origins)):
+        origins.update(row or [])
+    return sorted(origins)
