@@ -80,7 +80,7 @@ class SimPlatform:
         *,
         headers: Mapping[str, Any] | None = None,
         key: Any = None,
-        kid: str | None | Literal[_Default.KID] = PLATFORM_KID,
+        kid: str | Literal[_Default.KID] | None = PLATFORM_KID,
     ) -> str:
         hdr: dict[str, Any] = {}
         resolved_kid = self.kid if kid is PLATFORM_KID else kid

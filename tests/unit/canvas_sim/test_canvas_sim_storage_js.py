@@ -1,0 +1,99 @@
+"""Run static/platform_storage.js under Node with a fake window to check the postMessage protocol."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import canvas_sim
+
+JS = Path(canvas_sim.__file__).parent / "static" / "platform_storage.js"
+TOOL = "http://127.0.0.1:5000"
+EVIL = "http://evil.example"
+
+HARNESS = """
+const fs = require("fs");
+const vm = require("vm");
+const [src, origin, events] = JSON.parse(fs.readFileSync(0, "utf8"));
+let handler = null;
+const window = { addEventListener: (type, fn) => { if (type === "message") handler = fn; } };
+const document = { currentScript: { getAttribute: (n) => (n === "data-tool-origin" ? origin : null) } };
+vm.runInNewContext(src, { window, document, JSON, Object });
+const out = [];
+for (const ev of events) {
+  const source = ev.nosource ? null : { postMessage: (data, target) => out.push({ data, target }) };
+  handler({ origin: ev.origin, data: ev.data, source });
+}
+process.stdout.write(JSON.stringify(out));
+"""
+
+
+def run(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    payload = json.dumps([JS.read_text(encoding="utf-8"), TOOL, events])
+    proc = subprocess.run([node, "-e", HARNESS], input=payload, capture_output=True, text=True, timeout=30, check=True)
+    return json.loads(proc.stdout)
+
+
+def test_capabilities_put_get() -> None:
+    out = run(
+        [
+            {"origin": TOOL, "data": {"subject": "lti.capabilities", "message_id": "m1"}},
+            {"origin": TOOL, "data": {"subject": "lti.put_data", "message_id": "m2", "key": "state-1", "value": "n1"}},
+            {"origin": TOOL, "data": {"subject": "lti.get_data", "message_id": "m3", "key": "state-1"}},
+        ]
+    )
+    assert [o["target"] for o in out] == [TOOL] * 3
+    assert out[0]["data"] == {
+        "subject": "lti.capabilities.response",
+        "message_id": "m1",
+        "supported_messages": [{"subject": "lti.put_data"}, {"subject": "lti.get_data"}],
+    }
+    assert out[1]["data"] == {"subject": "lti.put_data.response", "message_id": "m2", "key": "state-1", "value": "n1"}
+    assert out[2]["data"] == {"subject": "lti.get_data.response", "message_id": "m3", "key": "state-1", "value": "n1"}
+
+
+def test_string_messages_are_accepted() -> None:
+    out = run([{"origin": TOOL, "data": json.dumps({"subject": "lti.capabilities", "message_id": "s"})}])
+    assert out[0]["data"]["subject"] == "lti.capabilities.response"
+
+
+def test_foreign_origin_is_ignored() -> None:
+    out = run(
+        [
+            {"origin": EVIL, "data": {"subject": "lti.put_data", "message_id": "x", "key": "k", "value": "v"}},
+            {"origin": EVIL, "data": {"subject": "lti.capabilities", "message_id": "y"}},
+            {"origin": TOOL, "data": {"subject": "lti.get_data", "message_id": "z", "key": "k"}},
+        ]
+    )
+    # Only the tool's get_data is answered, and the evil put_data never landed.
+    assert len(out) == 1
+    assert out[0]["data"]["error"]["code"] == "bad_request"
+
+
+def test_errors() -> None:
+    out = run(
+        [
+            {"origin": TOOL, "data": {"subject": "lti.get_data", "message_id": "a", "key": "missing"}},
+            {"origin": TOOL, "data": {"subject": "lti.get_data", "message_id": "b"}},
+            {"origin": TOOL, "data": {"subject": "lti.put_data", "message_id": "c", "key": "k"}},
+            {"origin": TOOL, "data": {"subject": "lti.frobnicate", "message_id": "d"}},
+            {"origin": TOOL, "data": {"subject": "lti.get_data.response", "message_id": "e"}},
+            {"origin": TOOL, "data": "not json"},
+            {"origin": TOOL, "data": {"subject": "lti.capabilities", "message_id": "f"}, "nosource": True},
+        ]
+    )
+    codes = [(o["data"]["subject"], o["data"]["message_id"], o["data"]["error"]["code"]) for o in out]
+    assert codes == [
+        ("lti.get_data.response", "a", "bad_request"),
+        ("lti.get_data.response", "b", "bad_request"),
+        ("lti.put_data.response", "c", "bad_request"),
+        ("lti.frobnicate.response", "d", "unsupported_subject"),
+    ]
