@@ -1,7 +1,15 @@
 """The domain's tables. Import from here; Alembic's env.py reads ``Base.metadata``."""
 
 from kurspakke.models.base import Base, utcnow
-from kurspakke.models.lti import Deployment, ExpiringValue, LaunchRecord, LoginState, Registration, ToolKey
+from kurspakke.models.lti import (
+    CanvasInstance,
+    Deployment,
+    ExpiringValue,
+    LaunchRecord,
+    LoginState,
+    Registration,
+    ToolKey,
+)
 from kurspakke.models.people import (
     CourseLink,
     IdentityKind,
@@ -15,6 +23,7 @@ from kurspakke.models.people import (
 
 __all__ = [
     "Base",
+    "CanvasInstance",
     "CourseLink",
     "Deployment",
     "ExpiringValue",

@@ -97,4 +97,17 @@ class ExpiringValue(Base):
     expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
-__all__ = ["Deployment", "ExpiringValue", "LaunchRecord", "LoginState", "Registration", "ToolKey"]
+class CanvasInstance(Base):
+    """A Canvas whose REST API the tool calls, with its API token encrypted at rest."""
+
+    __tablename__ = "canvas_instance"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    api_url: Mapped[str] = mapped_column(String(1024), unique=True)
+    account_id: Mapped[int]
+    token_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    auth_provider_id: Mapped[int | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+__all__ = ["CanvasInstance", "Deployment", "ExpiringValue", "LaunchRecord", "LoginState", "Registration", "ToolKey"]

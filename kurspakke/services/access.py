@@ -182,20 +182,22 @@ def resolve_access(session: Session, launcher: Launcher) -> Access:
     if link is None:
         return Access(course_link=None, course_owner=owner, person=None)
     person = match_person(session, launcher)
-    roles: list[ProgrammeRoleKind] = []
-    orgs: list[int] = []
-    if person is not None:
-        rows: Sequence[ProgrammeRole] = session.scalars(
-            select(ProgrammeRole).where(
-                ProgrammeRole.person_id == person.id, ProgrammeRole.programme_id == link.programme_id
-            )
-        ).all()
-        roles = sorted({r.role for r in rows}, key=list(ProgrammeRoleKind).index)
-        orgs = sorted({r.organisation_id for r in rows})
+    roles, orgs = programme_roles(session, person, link) if person is not None else ([], [])
     access = Access(course_link=link, course_owner=owner, person=person, roles=roles, organisation_ids=orgs)
     if not access.known:
         record_unlicensed(session, link, launcher)
     return access
+
+
+def programme_roles(session: Session, person: Person, link: CourseLink) -> tuple[list[ProgrammeRoleKind], list[int]]:
+    """The roles ``person`` holds in the programme of ``link`` (in a stable order) and their organisations."""
+    rows: Sequence[ProgrammeRole] = session.scalars(
+        select(ProgrammeRole).where(
+            ProgrammeRole.person_id == person.id, ProgrammeRole.programme_id == link.programme_id
+        )
+    ).all()
+    order = list(ProgrammeRoleKind)
+    return sorted({r.role for r in rows}, key=order.index), sorted({r.organisation_id for r in rows})
 
 
 def record_unlicensed(session: Session, link: CourseLink, launcher: Launcher) -> None:

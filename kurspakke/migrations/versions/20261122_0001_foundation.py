@@ -1,8 +1,8 @@
-"""foundation: LTI registrations, keys, login state, people, course links
+"""foundation
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 12:36:04.705322
+Create Date: 2026-11-22 12:40:29.539784
 """
 
 from collections.abc import Sequence
@@ -18,6 +18,17 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
 
+    op.create_table(
+        "canvas_instance",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("api_url", sa.String(length=1024), nullable=False),
+        sa.Column("account_id", sa.Integer(), nullable=False),
+        sa.Column("token_encrypted", sa.LargeBinary(), nullable=False),
+        sa.Column("auth_provider_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_canvas_instance")),
+        sa.UniqueConstraint("api_url", name=op.f("uq_canvas_instance_api_url")),
+    )
     op.create_table(
         "course_link",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -167,14 +178,7 @@ def upgrade() -> None:
         sa.Column("organisation_id", sa.Integer(), nullable=False),
         sa.Column(
             "role",
-            sa.Enum(
-                "PARTICIPANT",
-                "MENTOR",
-                "LICENCE_ADMIN",
-                name="programmerolekind",
-                native_enum=False,
-                length=32,
-            ),
+            sa.Enum("PARTICIPANT", "MENTOR", "LICENCE_ADMIN", name="programmerolekind", native_enum=False, length=32),
             nullable=False,
         ),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -256,3 +260,4 @@ def downgrade() -> None:
 
     op.drop_table("expiring_value")
     op.drop_table("course_link")
+    op.drop_table("canvas_instance")

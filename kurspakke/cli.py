@@ -1,0 +1,225 @@
+"""The ``kurspakke`` command. This module is the composition root: it is the one place in kurspakke/ that may
+import the web app (lti_tool) and the simulator, and only inside the commands that need them."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from typing import Any
+
+import click
+from sqlalchemy import select
+
+from config.settings import Settings, SettingsError
+from kurspakke.crypto import Encryptor
+from kurspakke.db import make_engine, make_session_factory, transaction, upgrade
+from kurspakke.services import keys as key_service
+from kurspakke.services.platforms import RegistrationError, add_platform
+
+SIM_PORT_OFFSET = 1
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _encryptor(settings: Settings) -> Encryptor:
+    return Encryptor(secret_key=settings.secret_key, encryption_key=settings.encryption_key)
+
+
+@click.group()
+def main() -> None:
+    """kurspakke: licences, mentor groups, progress and certificates for Canvas course packages."""
+
+
+@main.group()
+def db() -> None:
+    """Database commands."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply all migrations (Alembic) to DATABASE_URL."""
+    settings = _settings()
+    upgrade(make_engine(settings.database_url))
+    click.echo("database is at the newest revision")
+
+
+@main.group()
+def keys() -> None:
+    """The tool's signing keys."""
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Make a new signing key; the previous one stays in the JWKS for the grace period."""
+    settings = _settings()
+    with transaction(make_session_factory(make_engine(settings.database_url))) as session:
+        key = key_service.rotate(session, _encryptor(settings), grace_seconds=settings.key_grace_seconds)
+        kid = key.kid
+    click.echo(f"new signing key {kid}")
+
+
+@main.group()
+def platform() -> None:
+    """LTI platform registrations."""
+
+
+@platform.command("add")
+@click.option("--issuer", required=True)
+@click.option("--client-id", required=True)
+@click.option("--deployment-id", "deployment_ids", multiple=True, required=True)
+@click.option("--auth-login-url", required=True)
+@click.option("--auth-token-url", required=True)
+@click.option("--key-set-url", required=True)
+@click.option("--frame-origin", "frame_origins", multiple=True, help="Where users see Canvas (CSP frame-ancestors).")
+@click.option("--auth-audience", default=None)
+def platform_add(**opts: Any) -> None:
+    """Register a platform client (e.g. a Canvas developer key) with its deployments."""
+    settings = _settings()
+    try:
+        with transaction(make_session_factory(make_engine(settings.database_url))) as session:
+            reg = add_platform(session, require_https=settings.is_production, **opts)
+            summary = f"{reg.issuer} client {reg.client_id}: {len(reg.deployments)} deployment(s)"
+    except RegistrationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"registered {summary}")
+
+
+@main.group()
+def canvas() -> None:
+    """Canvas REST API connections."""
+
+
+@canvas.command("add")
+@click.option("--api-url", required=True)
+@click.option("--account-id", required=True, type=click.IntRange(min=1))
+@click.option("--token-env", required=True, help="Name of the environment variable holding the API token.")
+@click.option("--auth-provider-id", type=click.IntRange(min=1), default=None)
+def canvas_add(api_url: str, account_id: int, token_env: str, auth_provider_id: int | None) -> None:
+    """Store a Canvas API connection; the token is read from the named variable and stored encrypted."""
+    from kurspakke.models import CanvasInstance
+    from kurspakke.services.platforms import origin_of
+
+    settings = _settings()
+    token = os.environ.get(token_env, "").strip()
+    if not token:
+        raise click.ClickException(f"environment variable {token_env} is empty or not set")
+    try:
+        origin_of(api_url)
+    except RegistrationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if settings.is_production and not api_url.startswith("https://"):
+        raise click.ClickException("--api-url must use https in production")
+    with transaction(make_session_factory(make_engine(settings.database_url))) as session:
+        row = session.scalars(select(CanvasInstance).where(CanvasInstance.api_url == api_url)).one_or_none()
+        if row is None:
+            row = CanvasInstance(api_url=api_url, account_id=account_id, token_encrypted=b"")
+            session.add(row)
+        row.account_id = account_id
+        row.auth_provider_id = auth_provider_id
+        row.token_encrypted = _encryptor(settings).encrypt(token.encode())
+    click.echo(f"stored Canvas connection {api_url} (account {account_id})")
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Run one round and exit.")
+@click.option("--interval", default=60.0, show_default=True, help="Seconds between rounds.")
+def worker(once: bool, interval: float) -> None:
+    """Background jobs: purge expired LTI state (the outbox worker joins here with the Canvas sync)."""
+    from kurspakke.services.lti_state import DatabaseStateStore
+
+    settings = _settings()
+    factory = make_session_factory(make_engine(settings.database_url))
+    while True:
+        with transaction(factory) as session:
+            purged = DatabaseStateStore(session).purge_expired()
+        click.echo(f"purged {purged} expired login/launch records")
+        if once:
+            return
+        time.sleep(interval)
+
+
+@main.command()
+@click.option("--sim-url", default=None, help="Base URL of the Canvas simulator (default: tool port + 1).")
+def demo(sim_url: str | None) -> None:
+    """Development only: migrate, create keys, register the Canvas simulator and load demo people."""
+    from canvas_sim import DEMO_USERS, SimConfig
+    from kurspakke.services.demo import DemoPlatform, DemoUser, load_demo
+
+    settings = _settings()
+    if settings.is_production:
+        raise click.ClickException("demo data is for development only")
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    sim = SimConfig(**_sim_config_kwargs(settings, sim_url))
+    platform = DemoPlatform(
+        issuer=sim.effective_issuer,
+        client_id=sim.client_id,
+        deployment_id=sim.deployment_id,
+        auth_login_url=sim.base_url + "/api/lti/authorize_redirect",
+        auth_token_url=sim.base_url + "/login/oauth2/token",
+        key_set_url=sim.base_url + "/api/lti/security/jwks",
+        frame_origin=sim.base_url,
+        platform_instance=sim.platform_guid,
+        context_id=sim.context_id,
+        canvas_course_id=str(sim.course_id),
+        course_title=sim.course_title,
+    )
+    users = [DemoUser(u.key, u.name, u.email, u.canvas_user_id, u.sub) for u in DEMO_USERS]
+    with transaction(make_session_factory(engine)) as session:
+        key_service.ensure_key(session, _encryptor(settings))
+        load_demo(session, platform, users)
+    click.echo(f"demo data loaded; Canvas simulator at {sim.base_url}")
+
+
+def _sim_config_kwargs(settings: Settings, sim_url: str | None) -> dict[str, Any]:
+    from urllib.parse import urlsplit
+
+    base = urlsplit(settings.base_url)
+    port = (base.port or 80) + SIM_PORT_OFFSET
+    sim_base = sim_url or f"{base.scheme}://{base.hostname}:{port}"
+    return {
+        "base_url": sim_base,
+        "tool_login_url": settings.base_url + "/lti/login",
+        "tool_launch_url": settings.base_url + "/lti/launch",
+        "tool_jwks_url": settings.base_url + "/lti/jwks",
+    }
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--with-simulator/--without-simulator", default=None, help="Default: on in development.")
+def serve(host: str, port: int, with_simulator: bool | None) -> None:
+    """Serve the tool (development server; production runs gunicorn, see Procfile)."""
+    from werkzeug.serving import make_server, run_simple
+
+    from lti_tool import create_app
+
+    settings = _settings()
+    app = create_app()
+    if with_simulator is None:
+        with_simulator = settings.env == "development"
+    if with_simulator:
+        from canvas_sim import SimConfig, SimPlatform, create_sim_app
+
+        sim_config = SimConfig(**_sim_config_kwargs(settings, None))
+        sim_app = create_sim_app(sim_config, SimPlatform(sim_config))
+        from urllib.parse import urlsplit
+
+        sim_port = urlsplit(sim_config.base_url).port or port + SIM_PORT_OFFSET
+        sim_server = make_server(host, sim_port, sim_app, threaded=True)
+        threading.Thread(target=sim_server.serve_forever, daemon=True).start()
+        click.echo(f"Canvas simulator: {sim_config.base_url}/  (open this to launch as each role)")
+    click.echo(f"kurspakke: {settings.base_url}/")
+    run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Translation catalogue: gettext .po files under lti_tool/translations, Norwegian Bokmål by default.
+
+Message ids are English. The .po files are compiled in memory at start-up (no build step, no binary .mo in git).
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+from gettext import NullTranslations
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_datetime as babel_format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import Translations
+from flask import Flask, g, has_request_context, request
+
+TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
+LOCALES = ("nb", "en")
+DEFAULT_LOCALE = "nb"
+OSLO = ZoneInfo("Europe/Oslo")
+
+
+def load_catalogues(directory: Path = TRANSLATIONS_DIR) -> dict[str, NullTranslations]:
+    catalogues: dict[str, NullTranslations] = {}
+    for locale in LOCALES:
+        po = directory / locale / "LC_MESSAGES" / "messages.po"
+        with po.open("rb") as fh:
+            catalog = read_po(fh, locale=locale)
+        buf = io.BytesIO()
+        write_mo(buf, catalog)
+        buf.seek(0)
+        catalogues[locale] = Translations(buf)
+    return catalogues
+
+
+def pick_locale(value: str | None) -> str:
+    """A platform or browser locale (nb, nb-NO, no, nn, en-GB, ...) to one of ours; Bokmål unless English."""
+    if value and value.strip().lower()[:2] == "en":
+        return "en"
+    return DEFAULT_LOCALE
+
+
+def current_locale() -> str:
+    if has_request_context():
+        if "locale" in g:
+            return str(g.locale)
+        return pick_locale(request.accept_languages.best_match(["nb", "no", "nn", "en"]))
+    return DEFAULT_LOCALE
+
+
+def _catalogue() -> NullTranslations:
+    from flask import current_app
+
+    return current_app.extensions["kurspakke_i18n"][current_locale()]  # type: ignore[no-any-return]
+
+
+def gettext(message: str, **variables: object) -> str:
+    text = _catalogue().gettext(message)
+    return text % variables if variables else text
+
+
+def ngettext(singular: str, plural: str, n: int, **variables: object) -> str:
+    text = _catalogue().ngettext(singular, plural, n)
+    return text % {"num": n, **variables}
+
+
+def format_datetime(value: datetime, fmt: str = "medium") -> str:
+    """Europe/Oslo on screen; the database keeps UTC."""
+    return babel_format_datetime(value.astimezone(OSLO), format=fmt, locale=current_locale())
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["kurspakke_i18n"] = load_catalogues()
+    app.jinja_env.add_extension("jinja2.ext.i18n")
+    app.jinja_env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
+    app.jinja_env.globals["current_locale"] = current_locale
+    app.jinja_env.filters["oslo"] = format_datetime

@@ -1,0 +1,276 @@
+"""Validation of an LTI 1.3 resource-link or deep-linking launch (the id_token POST).
+
+Built on pylti1p3's MessageLaunch, with the steps reordered and hardened: nothing from the token is trusted or
+stored before its signature is verified with a key parsed once (JWKS cached per URL); RS256 only; strict aud/azp;
+60 s leeway; the nonce is consumed atomically so a replay fails even when raced; target_link_uri must be ours and
+the one the login was for.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import jwt
+from pylti1p3.cookie import CookieService
+from pylti1p3.exception import LtiException
+from pylti1p3.message_launch import MessageLaunch
+from pylti1p3.message_validators import get_validators
+from pylti1p3.registration import Registration as LibRegistration
+from pylti1p3.request import Request
+from pylti1p3.session import SessionService
+from pylti1p3.tool_config import ToolConfAbstract
+from sqlalchemy.orm import Session
+
+from course_sync.platform_keys import JWKSCache, PlatformKeyError
+from kurspakke.models import Registration
+from kurspakke.services.lti_state import LtiStateStore, PendingLogin
+from kurspakke.services.platforms import client_ids_of
+from lti_tool.lti.errors import LtiRefusal
+
+CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
+MESSAGE_TYPE = CLAIM + "message_type"
+SUPPORTED_MESSAGE_TYPES = {"LtiResourceLinkRequest", "LtiDeepLinkingRequest"}
+_B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
+REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "nonce"]
+
+
+class ParamsRequest(Request):
+    """pylti1p3's request interface over a plain mapping of form fields."""
+
+    def __init__(self, params: Mapping[str, str], secure: bool) -> None:
+        self._params = params
+        self._secure = secure
+
+    @property
+    def session(self) -> dict[str, Any]:
+        return {}
+
+    def is_secure(self) -> bool:
+        return self._secure
+
+    def get_param(self, key: str) -> str:
+        return self._params.get(key, "")
+
+
+class _NoCookies(CookieService):
+    """Browser binding is checked by the view (cookie or platform storage), never by the library."""
+
+    def get_cookie(self, name: str) -> str | None:
+        return None
+
+    def set_cookie(self, name: str, value: str | int, exp: int | None = 3600) -> None:
+        raise NotImplementedError
+
+
+class _DatabaseToolConf(ToolConfAbstract[ParamsRequest]):
+    """Registrations come from our own table; the login already fixed which one applies."""
+
+    def __init__(self, registration: Registration) -> None:
+        self._reg = registration
+
+    def check_iss_has_one_client(self, iss: str) -> bool:
+        return False
+
+    def _lib_registration(self) -> LibRegistration:
+        return (
+            LibRegistration()
+            .set_issuer(self._reg.issuer)
+            .set_client_id(self._reg.client_id)
+            .set_auth_login_url(self._reg.auth_login_url)
+            .set_auth_token_url(self._reg.auth_token_url)
+            .set_key_set_url(self._reg.key_set_url)
+        )
+
+    def find_registration_by_issuer(self, iss: str, *args: Any, **kwargs: Any) -> LibRegistration:
+        raise LtiRefusal("unknown_platform")
+
+    def find_registration_by_params(self, iss: str, client_id: str, *args: Any, **kwargs: Any) -> LibRegistration:
+        if iss != self._reg.issuer or client_id != self._reg.client_id:
+            raise LtiRefusal("claims_invalid", detail="iss/client does not match the login")
+        return self._lib_registration()
+
+    def find_deployment(self, iss: str, deployment_id: str) -> Any:
+        return None
+
+    def find_deployment_by_params(self, iss: str, deployment_id: str, client_id: str) -> Any:
+        known = {d.deployment_id for d in self._reg.deployments}
+        return deployment_id if deployment_id in known else None
+
+
+def _b64url_json(part: str) -> Any:
+    if not _B64URL.match(part):
+        raise LtiRefusal("token_malformed", detail="not base64url")
+    try:
+        return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    except (binascii.Error, ValueError) as exc:
+        raise LtiRefusal("token_malformed", detail="undecodable part") from exc
+
+
+def is_our_launch_url(url: str, launch_url: str) -> bool:
+    """Ours means same scheme, host, port and path as our launch endpoint (query and fragment ignored)."""
+    a, b = urlsplit(url), urlsplit(launch_url)
+    return (a.scheme, a.netloc.lower(), a.path) == (b.scheme, b.netloc.lower(), b.path)
+
+
+class ToolMessageLaunch(MessageLaunch[ParamsRequest, _DatabaseToolConf, SessionService, _NoCookies]):
+    def __init__(
+        self,
+        params: Mapping[str, str],
+        *,
+        pending: PendingLogin,
+        registration: Registration,
+        session: Session,
+        store: LtiStateStore,
+        jwks: JWKSCache,
+        launch_url: str,
+        leeway: int,
+        secure: bool,
+    ) -> None:
+        request = ParamsRequest(params, secure)
+        super().__init__(
+            request,
+            _DatabaseToolConf(registration),
+            session_service=SessionService(request),
+            cookie_service=_NoCookies(),
+        )
+        self._pending = pending
+        self._reg = registration
+        self._db = session
+        self._store = store
+        self._jwks = jwks
+        self._launch_url = launch_url
+        self._leeway = leeway
+
+    def _get_request_param(self, key: str) -> str:
+        return self._request.get_param(key)
+
+    def validate(self) -> ToolMessageLaunch:
+        """Raises LtiRefusal naming the first failed check. Verifies the signature before trusting any claim,
+        and consumes the nonce last among the token checks."""
+        self._validated = True
+        try:
+            self.validate_jwt_format()
+            self.validate_jwt_signature()
+            self.validate_registration()
+            self.validate_nonce()
+            self.validate_deployment()
+            self.validate_message()
+        except LtiException as exc:
+            self._validated = False
+            raise LtiRefusal("claims_invalid", detail=str(exc)) from exc
+        except Exception:
+            self._validated = False
+            raise
+        return self
+
+    def validate_jwt_format(self) -> ToolMessageLaunch:
+        parts = self._get_request_param("id_token").split(".")
+        if len(parts) != 3 or not all(parts):
+            raise LtiRefusal("token_malformed", detail="a JWT has three parts")
+        header, body = _b64url_json(parts[0]), _b64url_json(parts[1])
+        if not isinstance(header, dict) or not isinstance(body, dict):
+            raise LtiRefusal("token_malformed", detail="header and body must be JSON objects")
+        if header.get("alg") != "RS256":
+            raise LtiRefusal("signature_invalid", detail=f"alg {header.get('alg')!r} not allowed")
+        if not isinstance(header.get("kid"), str) or not header["kid"]:
+            raise LtiRefusal("key_unknown", detail="no kid")
+        self._jwt = {"header": header, "body": body}  # type: ignore[typeddict-item]
+        return self
+
+    def validate_jwt_signature(self) -> ToolMessageLaunch:
+        kid = self._jwt["header"]["kid"]
+        try:
+            key = self._jwks.get_key(self._reg.key_set_url, kid)
+        except PlatformKeyError as exc:
+            code = "key_unknown" if "no key with this kid" in str(exc) else "platform_keys_unavailable"
+            raise LtiRefusal(code, detail=str(exc)) from exc
+        try:
+            verified = jwt.decode(
+                self._get_request_param("id_token"),
+                key,
+                algorithms=["RS256"],
+                audience=self._reg.client_id,
+                issuer=self._reg.issuer,
+                leeway=self._leeway,
+                options={"require": REQUIRED_CLAIMS, "verify_iat": True},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise LtiRefusal("token_expired", detail=str(exc)) from exc
+        except jwt.InvalidSignatureError as exc:
+            raise LtiRefusal("signature_invalid", detail=str(exc)) from exc
+        except jwt.InvalidTokenError as exc:
+            raise LtiRefusal("claims_invalid", detail=str(exc)) from exc
+        self._jwt["body"] = verified  # type: ignore[typeddict-item]
+        return self
+
+    def validate_registration(self) -> ToolMessageLaunch:
+        """aud may list several audiences only if every one is a client we trust, and then azp must be ours."""
+        body = self._jwt["body"]
+        aud = body["aud"]
+        audiences = aud if isinstance(aud, list) else [aud]
+        if not all(isinstance(a, str) for a in audiences):
+            raise LtiRefusal("claims_invalid", detail="aud must be strings")
+        if len(audiences) > 1:
+            trusted = client_ids_of(self._db, self._reg.issuer)
+            if not set(audiences) <= trusted:
+                raise LtiRefusal("claims_invalid", detail="aud lists an untrusted audience")
+            if body.get("azp") != self._reg.client_id:
+                raise LtiRefusal("claims_invalid", detail="azp must name this tool when aud has several entries")
+        elif "azp" in body and body["azp"] != self._reg.client_id:
+            raise LtiRefusal("claims_invalid", detail="azp is not this tool")
+        self._registration = self._tool_config.find_registration_by_params(self._reg.issuer, self._reg.client_id)
+        return self
+
+    def validate_nonce(self) -> ToolMessageLaunch:
+        nonce = self._jwt["body"].get("nonce")
+        state = self._get_request_param("state")
+        if not isinstance(nonce, str) or nonce != self._pending.nonce:
+            raise LtiRefusal("nonce_invalid", detail="nonce does not belong to this login")
+        if self._store.consume_login(state, nonce) is None:
+            raise LtiRefusal("nonce_invalid", detail="nonce already used")
+        return self
+
+    def validate_deployment(self) -> ToolMessageLaunch:
+        deployment_id = self._jwt["body"].get(CLAIM + "deployment_id")  # type: ignore[misc]
+        if not isinstance(deployment_id, str) or not deployment_id:
+            raise LtiRefusal("deployment_unknown", detail="deployment_id missing")
+        if not self._tool_config.find_deployment_by_params(self._reg.issuer, deployment_id, self._reg.client_id):
+            raise LtiRefusal("deployment_unknown", detail="deployment_id not registered")
+        return self
+
+    def validate_message(self) -> ToolMessageLaunch:
+        body: dict[str, Any] = dict(self._jwt["body"])
+        message_type = body.get(MESSAGE_TYPE)
+        if message_type not in SUPPORTED_MESSAGE_TYPES:
+            raise LtiRefusal("message_type_unknown", detail=f"message_type {message_type!r}")
+        roles = body.get(CLAIM + "roles")
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            raise LtiRefusal("claims_invalid", detail="roles claim missing or not a list of strings")
+        if not isinstance(body.get("sub"), str) or not body["sub"]:
+            raise LtiRefusal("claims_invalid", detail="sub missing")
+        for validator in get_validators():
+            if validator.can_validate(body):
+                validator.validate(body)
+        target = body.get(CLAIM + "target_link_uri")
+        if not isinstance(target, str) or not is_our_launch_url(target, self._launch_url):
+            raise LtiRefusal("bad_target", detail="target_link_uri is not this tool")
+        if target != self._pending.target_link_uri:
+            raise LtiRefusal("bad_target", detail="target_link_uri differs from the login's")
+        for claim in (CLAIM + "context", CLAIM + "custom", CLAIM + "resource_link", CLAIM + "tool_platform"):
+            if claim in body and not isinstance(body[claim], dict):
+                raise LtiRefusal("claims_invalid", detail=f"{claim} must be an object")
+        return self
+
+    @property
+    def claims(self) -> dict[str, Any]:
+        return dict(self._jwt["body"])
+
+    @property
+    def registration_row(self) -> Registration:
+        return self._reg

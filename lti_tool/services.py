@@ -1,0 +1,96 @@
+"""The per-process services of one app: settings, database, keys, caches. Built once in create_app."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import current_app, g
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from config.settings import Settings
+from course_sync.platform_keys import JWKSCache
+from kurspakke.crypto import Encryptor
+from kurspakke.models import Registration
+from kurspakke.programmes import Programme
+from kurspakke.services.keys import KeyRing
+from kurspakke.services.lti_state import DatabaseStateStore, LtiStateStore, RedisStateStore
+from kurspakke.services.platforms import frame_origins, origin_of
+
+
+@dataclass
+class ToolServices:
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    encryptor: Encryptor
+    keyring: KeyRing
+    jwks: JWKSCache
+    programmes: dict[str, Programme]
+    redis: Any | None = None
+    _origins: tuple[float, list[str], list[str]] = field(default=(float("-inf"), [], []))
+    origins_ttl: float = 30.0
+
+    @property
+    def launch_url(self) -> str:
+        return self.settings.base_url + "/lti/launch"
+
+    def launch_serializer(self) -> URLSafeTimedSerializer:
+        return URLSafeTimedSerializer(self.settings.secret_key, salt="kurspakke-launch-token")
+
+    def platform_origins(self) -> tuple[list[str], list[str]]:
+        """(frame origins, form origins) of all registered platforms, cached briefly per process."""
+        loaded_at, frames, forms = self._origins
+        if time.monotonic() - loaded_at < self.origins_ttl:
+            return frames, forms
+        with self.session_factory() as session:
+            frames = frame_origins(session)
+            forms_set: set[str] = set()
+            for reg in session.scalars(select(Registration)):
+                for url in (reg.issuer, reg.auth_login_url):
+                    try:
+                        forms_set.add(origin_of(url))
+                    except ValueError:
+                        continue
+        self._origins = (time.monotonic(), frames, sorted(forms_set | set(frames)))
+        return frames, self._origins[2]
+
+    def invalidate_origins(self) -> None:
+        self._origins = (float("-inf"), [], [])
+
+
+def services() -> ToolServices:
+    return current_app.extensions["kurspakke"]  # type: ignore[no-any-return]
+
+
+def db() -> Session:
+    """The request's session. The request boundary commits on success and rolls back otherwise."""
+    if "db" not in g:
+        g.db = services().session_factory()
+    return g.db  # type: ignore[no-any-return]
+
+
+def state_store() -> LtiStateStore:
+    svc = services()
+    if svc.redis is not None:
+        return RedisStateStore(svc.redis)
+    return DatabaseStateStore(db())
+
+
+def make_launch_token(launch_id: str) -> str:
+    return services().launch_serializer().dumps({"l": launch_id})
+
+
+def read_launch_token(token: str) -> str | None:
+    """The launch id in a valid, unexpired token, else None."""
+    if not token or len(token) > 512:
+        return None
+    try:
+        data = services().launch_serializer().loads(token, max_age=services().settings.launch_token_ttl_seconds)
+    except (SignatureExpired, BadSignature):
+        return None
+    launch_id = data.get("l") if isinstance(data, dict) else None
+    return launch_id if isinstance(launch_id, str) else None

@@ -1,0 +1,200 @@
+"""The launch context of a request: what a validated launch established, re-checked against the tool's own
+records on every request (authority is never taken from the client)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import g, render_template, request, url_for
+
+from kurspakke.models import CourseLink, Person, ProgrammeRoleKind, Registration
+from kurspakke.programmes import Programme
+from kurspakke.services.access import (
+    Access,
+    Launcher,
+    find_course_link,
+    is_course_owner_role,
+    normalise_roles,
+    programme_roles,
+    resolve_access,
+)
+from lti_tool.i18n import pick_locale
+from lti_tool.i18n_marker import N_
+from lti_tool.lti.errors import LtiRefusal
+from lti_tool.lti.message_launch import CLAIM
+from lti_tool.services import db, make_launch_token, read_launch_token, services, state_store
+
+NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
+AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
+DL_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
+VIEW_TITLES = {
+    "owner": N_("Course administration"),
+    "mentor": N_("Mentor overview"),
+    "licences": N_("Licences"),
+    "participant": N_("My progress"),
+}
+VIEW_ORDER = ("owner", "mentor", "licences", "participant")
+_ROLE_VIEW = {
+    ProgrammeRoleKind.MENTOR: "mentor",
+    ProgrammeRoleKind.LICENCE_ADMIN: "licences",
+    ProgrammeRoleKind.PARTICIPANT: "participant",
+}
+TOKEN_HEADER = "X-Launch-Token"  # noqa: S105 - a header name
+TOKEN_FIELD = "lt"  # noqa: S105 - a field name
+
+
+@dataclass
+class LaunchContext:
+    launch_id: str
+    token: str
+    data: dict[str, Any]
+    access: Access
+    programme: Programme | None
+    requested_view: str | None = None
+    views: list[str] = field(default_factory=list)
+
+    @property
+    def course_owner(self) -> bool:
+        return self.access.course_owner
+
+    @property
+    def person(self) -> Person | None:
+        return self.access.person
+
+    @property
+    def course_link(self) -> CourseLink | None:
+        return self.access.course_link
+
+    @property
+    def default_view(self) -> str:
+        if self.requested_view in self.views:
+            return self.requested_view or ""
+        return self.views[0] if self.views else "home"
+
+    def url_for_view(self, view: str) -> str:
+        return url_for("app.page", view=view, lt=self.token)
+
+
+def _str(value: Any, limit: int = 255) -> str | None:
+    return value[:limit] if isinstance(value, str) and value else None
+
+
+def _canvas_id(value: Any) -> str | None:
+    # An unsubstituted "$Canvas.user.id" means the platform did not fill it in.
+    return value if isinstance(value, str) and value.isdigit() and len(value) <= 20 else None
+
+
+def _http_url(value: Any) -> str | None:
+    if not isinstance(value, str) or len(value) > 2048:
+        return None
+    return value if urlsplit(value).scheme in {"http", "https"} else None
+
+
+def start_launch(claims: dict[str, Any], registration: Registration) -> LaunchContext:
+    """Record what later requests of this launch need (no name or e-mail) and resolve the launcher's access."""
+    context = claims.get(CLAIM + "context") or {}
+    custom = claims.get(CLAIM + "custom") or {}
+    platform = claims.get(CLAIM + "tool_platform") or {}
+    presentation = claims.get(CLAIM + "launch_presentation") or {}
+    resource_link = claims.get(CLAIM + "resource_link") or {}
+    roles = sorted(normalise_roles(claims.get(CLAIM + "roles", [])))
+    platform_instance = _str(platform.get("guid")) or registration.issuer
+    dl_settings = claims.get(DL_SETTINGS) if isinstance(claims.get(DL_SETTINGS), dict) else None
+    if dl_settings is not None:
+        return_url = _http_url(dl_settings.get("deep_link_return_url"))
+        if return_url is None:
+            raise LtiRefusal("claims_invalid", detail="deep_link_return_url")
+        dl_settings = {"deep_link_return_url": return_url, "data": dl_settings.get("data")}
+    launcher = Launcher(
+        issuer=registration.issuer,
+        sub=str(claims["sub"])[:255],
+        platform_instance=platform_instance,
+        roles=frozenset(roles),
+        context_id=_str(context.get("id")) if isinstance(context, dict) else None,
+        name=_str(claims.get("name")) or "",
+        email=_str(claims.get("email"), 320) or "",
+        canvas_user_id=_canvas_id(custom.get("canvas_user_id")) if isinstance(custom, dict) else None,
+    )
+    session = db()
+    access = resolve_access(session, launcher)
+    view = custom.get("kurspakke_view") if isinstance(custom, dict) else None
+    nrps = claims.get(NRPS) if isinstance(claims.get(NRPS), dict) else {}
+    data: dict[str, Any] = {
+        "registration_id": registration.id,
+        "issuer": registration.issuer,
+        "client_id": registration.client_id,
+        "deployment_id": claims[CLAIM + "deployment_id"],
+        "message_type": claims[CLAIM + "message_type"],
+        "sub": launcher.sub,
+        "platform_instance": platform_instance,
+        "context_id": launcher.context_id,
+        "context_title": _str(context.get("title")) if isinstance(context, dict) else None,
+        "canvas_course_id": _canvas_id(custom.get("canvas_course_id")) if isinstance(custom, dict) else None,
+        "canvas_user_id": launcher.canvas_user_id,
+        "resource_link_id": _str(resource_link.get("id")) if isinstance(resource_link, dict) else None,
+        "roles": roles,
+        "locale": pick_locale(_str(claims.get("locale")) or _str(presentation.get("locale"))),
+        "view": view if view in VIEW_TITLES else None,
+        "person_id": access.person.id if access.person else None,
+        "nrps_url": _http_url(nrps.get("context_memberships_url")),
+        "ags": claims.get(AGS) if isinstance(claims.get(AGS), dict) else None,
+        "deep_linking_settings": dl_settings,
+    }
+    launch_id = secrets.token_urlsafe(24)
+    state_store().save_launch(launch_id, data, services().settings.launch_token_ttl_seconds)
+    return _context(launch_id, make_launch_token(launch_id), data, access)
+
+
+def _context(launch_id: str, token: str, data: dict[str, Any], access: Access) -> LaunchContext:
+    g.locale = data.get("locale") or "nb"
+    programme = services().programmes.get(access.course_link.programme_id) if access.course_link else None
+    views: list[str] = []
+    if access.course_owner and access.course_link is not None:
+        views.append("owner")
+    for role in access.roles:
+        views.append(_ROLE_VIEW[role])
+    views.sort(key=VIEW_ORDER.index)
+    ctx = LaunchContext(launch_id, token, data, access, programme, data.get("view"), views)
+    g.launch = ctx
+    return ctx
+
+
+def current_launch() -> LaunchContext:
+    """The launch of this request, from the signed token in the header, form or query. Access is recomputed from
+    the database each time. Raises LtiRefusal (401) when the token is missing, invalid or expired."""
+    if "launch" in g:
+        return g.launch  # type: ignore[no-any-return]
+    token = request.headers.get(TOKEN_HEADER) or request.form.get(TOKEN_FIELD) or request.args.get(TOKEN_FIELD) or ""
+    launch_id = read_launch_token(token)
+    data = state_store().get_launch(launch_id) if launch_id else None
+    if launch_id is None or data is None:
+        raise LtiRefusal("launch_token_invalid", status=401)
+    session = db()
+    link = find_course_link(session, data["platform_instance"], data.get("context_id"))
+    person = session.get(Person, data["person_id"]) if data.get("person_id") else None
+    access = Access(course_link=link, course_owner=is_course_owner_role(data.get("roles", [])), person=person)
+    if link is not None and person is not None:
+        access.roles, access.organisation_ids = programme_roles(session, person, link)
+    return _context(launch_id, token, data, access)
+
+
+def land(ctx: LaunchContext) -> str:
+    """The page a fresh launch lands on, rendered in the launch response itself."""
+    if ctx.course_link is None:
+        if ctx.course_owner:
+            return render_template(
+                "link_course.html", ctx=ctx, programmes=sorted(services().programmes.values(), key=lambda p: p.title)
+            )
+        return render_template("not_set_up.html", ctx=ctx)
+    if ctx.data.get("message_type") == "LtiDeepLinkingRequest":
+        if not ctx.course_owner:
+            raise LtiRefusal("forbidden", status=403)
+        return render_template("lti/deep_link_select.html", ctx=ctx)
+    if not ctx.views:
+        return render_template("unknown_user.html", ctx=ctx)
+    from lti_tool.views.pages import render_view
+
+    return render_view(ctx, ctx.default_view)

@@ -1,0 +1,197 @@
+"""Shared fixtures: a migrated database on SQLite and on PostgreSQL, the app, and the Canvas simulator.
+
+Every database test runs twice, once per backend. PostgreSQL must be there in CI (CI=true); elsewhere its half
+is skipped with a printed notice.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, inspect, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from canvas_sim import SimConfig, SimPlatform, create_sim_app
+from kurspakke.crypto import Encryptor
+from kurspakke.db import make_engine, make_session_factory, transaction, upgrade
+from kurspakke.services.keys import ensure_key
+from kurspakke.services.platforms import add_platform
+from lti_tool import create_app
+
+TOOL = "https://kurspakke.test"
+SIM = "https://canvas.sim.test"
+SECRET = "test-secret-key-" * 4
+PG_URL = os.environ.get("KURSPAKKE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_SCHEMA = "kurspakke_test"
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _pg_url_with_schema() -> str:
+    sep = "&" if "?" in PG_URL else "?"
+    return f"{PG_URL}{sep}options=-csearch_path%3D{PG_SCHEMA}"
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.sqlite3"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()  # closing the last connection checkpoints the WAL into the file we copy
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_engine() -> Iterator[Engine]:
+    admin = make_engine(PG_URL)
+    try:
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except OperationalError as exc:
+        message = f"PostgreSQL not reachable at {PG_URL}: {exc.__class__.__name__}"
+        if IN_CI:
+            pytest.fail(f"{message} (CI requires PostgreSQL)")
+        print(f"\nNOTICE: {message}; skipping the PostgreSQL half of the suite")
+        pytest.skip(message)
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {PG_SCHEMA}"))
+    admin.dispose()
+    engine = make_engine(_pg_url_with_schema())
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def _truncate(engine: Engine) -> None:
+    tables = [t for t in inspect(engine).get_table_names() if t != "alembic_version"]
+    if tables:
+        with engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        path = tmp_path / "kurspakke.sqlite3"
+        shutil.copy(sqlite_template, path)
+        yield f"sqlite:///{path}"
+        return
+    engine: Engine = request.getfixturevalue("pg_engine")
+    _truncate(engine)
+    yield _pg_url_with_schema()
+    _truncate(engine)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = make_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return make_session_factory(engine)
+
+
+@pytest.fixture
+def session(session_factory: sessionmaker[Session]) -> Iterator[Session]:
+    with session_factory() as s:
+        yield s
+
+
+@pytest.fixture
+def encryptor() -> Encryptor:
+    return Encryptor(secret_key=SECRET)
+
+
+@pytest.fixture
+def sim_config() -> SimConfig:
+    return SimConfig(
+        base_url=SIM,
+        tool_login_url=TOOL + "/lti/login",
+        tool_launch_url=TOOL + "/lti/launch",
+        tool_jwks_url=TOOL + "/lti/jwks",
+        storage_target=None,
+    )
+
+
+@pytest.fixture
+def sim(sim_config: SimConfig) -> SimPlatform:
+    return SimPlatform(sim_config)
+
+
+@pytest.fixture
+def sim_app(sim: SimPlatform) -> Flask:
+    return create_sim_app(sim.config, sim)
+
+
+@pytest.fixture
+def sim_client(sim_app: Flask) -> FlaskClient:
+    return sim_app.test_client()
+
+
+def register_sim(session: Session, sim: SimPlatform, **extra: Any) -> None:
+    add_platform(
+        session,
+        issuer=sim.issuer,
+        client_id=extra.pop("client_id", sim.config.client_id),
+        deployment_ids=extra.pop("deployment_ids", [sim.config.deployment_id]),
+        auth_login_url=SIM + "/api/lti/authorize_redirect",
+        auth_token_url=SIM + "/login/oauth2/token",
+        key_set_url=SIM + "/api/lti/security/jwks",
+        frame_origins=extra.pop("frame_origins", [SIM]),
+        **extra,
+    )
+
+
+@pytest.fixture
+def app_settings(database_url: str, tmp_path: Path) -> dict[str, Any]:
+    return {
+        "env": "test",
+        "database_url": database_url,
+        "base_url": TOOL,
+        "instance_path": tmp_path / "instance",
+        "secret_key": SECRET,
+        "log_json": False,
+        "http_timeout_seconds": 2.0,
+    }
+
+
+@pytest.fixture
+def app(
+    app_settings: dict[str, Any], sim: SimPlatform, sim_client: FlaskClient, encryptor: Encryptor
+) -> Iterator[Flask]:
+    def fetch_from_sim(url: str, timeout: float) -> dict[str, Any]:
+        assert url.startswith(SIM), url
+        resp = sim_client.get(url[len(SIM) :])
+        assert resp.status_code == 200
+        return resp.get_json()  # type: ignore[no-any-return]
+
+    flask_app = create_app({"settings": app_settings, "environ": {}, "jwks_fetcher": fetch_from_sim})
+    factory = flask_app.extensions["kurspakke"].session_factory
+    with transaction(factory) as s:
+        ensure_key(s, encryptor)
+        register_sim(s, sim)
+    yield flask_app
+    flask_app.extensions["kurspakke"].engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def db_session(app: Flask) -> Iterator[Session]:
+    """A session on the app's database, for asserting what was (not) written."""
+    with app.extensions["kurspakke"].session_factory() as s:
+        yield s

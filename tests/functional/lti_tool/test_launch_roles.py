@@ -1,0 +1,88 @@
+"""A launch from the simulator lands each role on its own view."""
+
+from __future__ import annotations
+
+import pytest
+from bs4 import BeautifulSoup
+from sqlalchemy import func, select
+
+from kurspakke.db import transaction
+from kurspakke.models import LaunchRecord, LoginState, ProgrammeRoleKind, UnlicensedLaunch
+from tests.support.factories import link_sim_course, person_for
+from tests.support.lti import LtiDriver, launch_token
+
+
+@pytest.fixture
+def driver(client, sim, sim_client):
+    return LtiDriver(client, sim, sim_client)
+
+
+@pytest.fixture
+def linked(app, sim):
+    with transaction(app.extensions["kurspakke"].session_factory) as s:
+        link_sim_course(s, sim)
+        person_for(s, sim, "deltaker", ProgrammeRoleKind.PARTICIPANT)
+        person_for(s, sim, "mentor", ProgrammeRoleKind.MENTOR)
+        person_for(s, sim, "lisensadministrator", ProgrammeRoleKind.LICENCE_ADMIN)
+
+
+def h1(resp) -> str:
+    return BeautifulSoup(resp.get_data(as_text=True), "html.parser").h1.get_text(strip=True)
+
+
+@pytest.mark.parametrize(
+    ("user", "heading"),
+    [
+        ("deltaker", "Min fremdrift"),
+        ("mentor", "Mentoroversikt"),
+        ("lisensadministrator", "Lisenser"),
+        ("kurseier", "Kursadministrasjon"),
+    ],
+)
+def test_each_role_lands_on_its_view(driver, linked, db_session, user, heading):
+    resp = driver.launch(user)
+    assert resp.status_code == 200
+    assert h1(resp) == heading
+    assert 'lang="nb"' in resp.get_data(as_text=True)
+    assert db_session.scalar(select(func.count()).select_from(LaunchRecord)) == 1
+    assert db_session.scalar(select(func.count()).select_from(LoginState)) == 0  # consumed
+
+
+def test_teaching_assistant_is_not_a_course_owner(driver, app, sim, db_session):
+    with transaction(app.extensions["kurspakke"].session_factory) as s:
+        link_sim_course(s, sim)
+    resp = driver.launch("mentor")  # a TA in Canvas, but no mentor role in the tool
+    assert resp.status_code == 200
+    assert h1(resp) == "Vi fant ingen lisens for deg"
+    unlicensed = db_session.scalars(select(UnlicensedLaunch)).all()
+    assert [u.email for u in unlicensed] == [sim.user("mentor").email]
+
+
+def test_unknown_person_is_listed_for_the_course_owner(driver, app, sim):
+    with transaction(app.extensions["kurspakke"].session_factory) as s:
+        link_sim_course(s, sim)
+    driver.launch("deltaker")
+    owner_page = driver.launch("kurseier").get_data(as_text=True)
+    assert sim.user("deltaker").name in owner_page
+    assert sim.user("deltaker").email in owner_page
+
+
+def test_launch_token_opens_the_page_again_on_reload(driver, linked, client):
+    resp = driver.launch("deltaker")
+    token = launch_token(resp.get_data(as_text=True))
+    again = client.get("/app/participant", query_string={"lt": token})
+    assert again.status_code == 200
+    assert h1(again) == "Min fremdrift"
+    via_header = client.get("/app/participant", headers={"X-Launch-Token": token})
+    assert h1(via_header) == "Min fremdrift"
+
+
+def test_a_participant_cannot_open_the_owner_view(driver, linked, client):
+    token = launch_token(driver.launch("deltaker").get_data(as_text=True))
+    resp = client.get("/app/owner", query_string={"lt": token})
+    assert resp.status_code == 403
+
+
+def test_forged_launch_token_is_refused(client):
+    resp = client.get("/app/participant", query_string={"lt": "not-a-token"})
+    assert resp.status_code == 401
