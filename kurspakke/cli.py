@@ -203,6 +203,13 @@ def serve(host: str, port: int, with_simulator: bool | None) -> None:
     from lti_tool import create_app
 
     settings = _settings()
+    if settings.env == "development":
+        # First run on a fresh clone: schema and a signing key, so `kurspakke serve` just works.
+        engine = make_engine(settings.database_url)
+        upgrade(engine)
+        with transaction(make_session_factory(engine)) as session:
+            key_service.ensure_key(session, _encryptor(settings))
+        engine.dispose()
     app = create_app()
     if with_simulator is None:
         with_simulator = settings.env == "development"

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Response, g, render_template, request
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from config.settings import Settings
+from config.settings import Settings, SettingsError
 from course_sync.platform_keys import JWKSCache, http_fetch
 from kurspakke.crypto import Encryptor
 from kurspakke.db import make_engine, make_session_factory
@@ -53,6 +55,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         programmes=load_programmes(),
         redis=redis_client,
     )
+    if settings.is_production:
+        _require_signing_key(factory)
     logs.init_app(app)
     i18n.init_app(app)
     security.init_app(app)
@@ -67,6 +71,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(lti_bp)
     app.register_blueprint(app_bp)
     return app
+
+
+def _require_signing_key(factory: sessionmaker[Session]) -> None:
+    from kurspakke.models import ToolKey
+
+    with factory() as session:
+        if session.scalars(select(ToolKey.id).where(ToolKey.retired_at.is_(None))).first() is None:
+            raise SettingsError("no active signing key in the database; run `kurspakke keys rotate` first")
 
 
 def _init_request_session(app: Flask) -> None:

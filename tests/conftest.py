@@ -30,7 +30,7 @@ TOOL = "https://kurspakke.test"
 SIM = "https://canvas.sim.test"
 SECRET = "test-secret-key-" * 4
 PG_URL = os.environ.get("KURSPAKKE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-PG_SCHEMA = "kurspakke_test"
+PG_SCHEMA = f"kurspakke_test_{os.getpid()}"  # one schema per test run: parallel runs never collide
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
@@ -68,6 +68,9 @@ def pg_engine() -> Iterator[Engine]:
     upgrade(engine)
     yield engine
     engine.dispose()
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {PG_SCHEMA} CASCADE"))
+    admin.dispose()
 
 
 def _truncate(engine: Engine) -> None:

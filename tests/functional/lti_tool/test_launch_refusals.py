@@ -1,0 +1,346 @@
+"""Every bad launch is refused with a clear 4xx page and writes nothing: no launch, no identity, no unlicensed
+row, and the login's state is not consumed."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from sqlalchemy import func, select
+
+from kurspakke.db import transaction
+from kurspakke.models import LaunchRecord, LoginState, PersonIdentity, ProgrammeRoleKind, UnlicensedLaunch
+from lti_tool.lti.message_launch import CLAIM
+from tests.conftest import register_sim
+from tests.support.factories import link_sim_course, person_for
+from tests.support.lti import TOOL, LtiDriver
+
+
+@pytest.fixture
+def driver(client, sim, sim_client):
+    return LtiDriver(client, sim, sim_client)
+
+
+@pytest.fixture(autouse=True)
+def _linked(app, sim):
+    with transaction(app.extensions["kurspakke"].session_factory) as s:
+        link_sim_course(s, sim)
+        person_for(s, sim, "deltaker", ProgrammeRoleKind.PARTICIPANT, with_canvas_id=False)
+
+
+def count(db_session, model) -> int:
+    try:
+        return db_session.scalar(select(func.count()).select_from(model))
+    finally:
+        db_session.rollback()  # end the read so the app's next write is not kept waiting
+
+
+def assert_refused(resp, db_session, status: int, text: str, *, logins_left: int = 1) -> None:
+    """logins_left: the logins in flight, none of them consumed by the refused launch."""
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == status, body[:400]
+    assert text in body
+    assert 'lang="nb"' in body
+    assert count(db_session, LaunchRecord) == 0
+    assert count(db_session, PersonIdentity) == 0
+    assert count(db_session, UnlicensedLaunch) == 0
+    assert count(db_session, LoginState) == logins_left
+
+
+def b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+SIGNATURE = "Innloggingsbeviset kunne ikke bekreftes"
+NOT_VALID = "Innloggingsbeviset er ikke gyldig for dette verktøyet"
+UNKNOWN_KEY = "signert med en nøkkel som læringsplattformen ikke publiserer"
+MALFORMED = "Innloggingsbeviset fra læringsplattformen er ikke gyldig"
+STATE = "Innloggingen kunne ikke bekreftes"
+NONCE = "Denne innloggingen er allerede brukt eller er ukjent"
+DEPLOYMENT = "Denne installasjonen av verktøyet i læringsplattformen er ikke registrert"
+MESSAGE_TYPE = "Læringsplattformen sendte en type oppstart som verktøyet ikke støtter"
+TARGET = "Lenken peker til en adresse som ikke hører til dette verktøyet"
+EXPIRED = "Innloggingsbeviset er utløpt"
+
+
+def test_the_happy_path_writes_a_launch(driver, db_session):
+    login = driver.login()
+    resp = driver.post_launch(driver.crafted(login))
+    assert resp.status_code == 200
+    assert count(db_session, LaunchRecord) == 1
+    assert count(db_session, LoginState) == 0
+
+
+def test_signature_by_another_key_with_the_same_kid(driver, db_session):
+    login = driver.login()
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    resp = driver.post_launch(driver.crafted(login, key=other))
+    assert_refused(resp, db_session, 400, SIGNATURE)
+
+
+def test_no_kid(driver, db_session):
+    login = driver.login()
+    resp = driver.post_launch(driver.crafted(login, kid=None))
+    assert_refused(resp, db_session, 400, UNKNOWN_KEY)
+
+
+def test_unknown_kid_refetches_the_key_set_once(driver, db_session, app):
+    jwks = app.extensions["kurspakke"].jwks
+    driver.post_launch(driver.authorize(driver.login()))  # warm
+    warm = jwks.fetches
+    jwks.min_refetch = 0  # an unknown kid may mean the platform rotated its key: look again
+    resp = driver.post_launch(driver.crafted(driver.login(), kid="no-such-kid"))
+    assert resp.status_code == 400 and UNKNOWN_KEY in resp.get_data(as_text=True)
+    assert count(db_session, LaunchRecord) == 1  # only the warm-up launch
+    assert jwks.fetches == warm + 1
+    jwks.min_refetch = 3600  # but a stream of forged kids does not turn into a stream of fetches
+    driver.post_launch(driver.crafted(driver.login(), kid="another-unknown-kid"))
+    assert jwks.fetches == warm + 1
+
+
+@pytest.mark.parametrize("alg", ["none", "HS256"])
+def test_alg_none_and_hs256(driver, db_session, sim, alg):
+    login = driver.login()
+    body = sim.claims_for(sim.user("deltaker"), nonce=login.nonce)
+    if alg == "none":
+        token = f"{b64({'alg': 'none', 'typ': 'JWT', 'kid': sim.kid})}.{b64(body)}."
+    else:
+        # The classic confusion attack: HMAC keyed with the platform's public key, which anyone can fetch.
+        signing_input = f"{b64({'alg': 'HS256', 'typ': 'JWT', 'kid': sim.kid})}.{b64(body)}"
+        public_pem = sim.private_key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+        mac = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
+        token = signing_input + "." + base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+    resp = driver.post_launch({"id_token": token, "state": login.state})
+    assert_refused(resp, db_session, 400, MALFORMED if alg == "none" else SIGNATURE)
+
+
+def test_unknown_iss(driver, db_session):
+    login = driver.login()
+    resp = driver.post_launch(driver.crafted(login, claims={"iss": "https://evil.example"}))
+    assert_refused(resp, db_session, 400, NOT_VALID)
+
+
+def test_unknown_iss_at_login(client, sim, db_session):
+    params = sim.login_initiation_params("deltaker")
+    params["iss"] = "https://unknown.example"
+    resp = client.get("/lti/login", query_string=params, base_url=TOOL)
+    assert_refused(resp, db_session, 400, "Denne læringsplattformen er ikke registrert", logins_left=0)
+
+
+def test_unknown_client_id_at_login(client, sim, db_session):
+    params = sim.login_initiation_params("deltaker")
+    params["client_id"] = "999"
+    resp = client.get("/lti/login", query_string=params, base_url=TOOL)
+    assert_refused(resp, db_session, 400, "Denne læringsplattformen er ikke registrert", logins_left=0)
+
+
+def test_aud_not_ours(driver, db_session):
+    login = driver.login()
+    resp = driver.post_launch(driver.crafted(login, claims={"aud": "someone-else"}))
+    assert_refused(resp, db_session, 400, NOT_VALID)
+
+
+def test_aud_array_with_untrusted_extra_entry(driver, db_session, sim):
+    login = driver.login()
+    claims = {"aud": [sim.config.client_id, "untrusted-client"], "azp": sim.config.client_id}
+    resp = driver.post_launch(driver.crafted(login, claims=claims))
+    assert_refused(resp, db_session, 400, NOT_VALID)
+
+
+def test_several_trusted_aud_need_azp(driver, db_session, sim, app):
+    with transaction(app.extensions["kurspakke"].session_factory) as s:
+        register_sim(s, sim, client_id="20000000000002", deployment_ids=["2:other"])
+    login = driver.login()
+    claims = {"aud": [sim.config.client_id, "20000000000002"]}
+    resp = driver.post_launch(driver.crafted(login, claims=claims, drop=("azp",)))
+    assert_refused(resp, db_session, 400, NOT_VALID)
+    # The same audiences with azp naming us are fine.
+    resp = driver.post_launch(driver.crafted(login, claims={**claims, "azp": sim.config.client_id}))
+    assert resp.status_code == 200
+    assert count(db_session, LaunchRecord) == 1
+
+
+def test_azp_of_another_client(driver, db_session):
+    login = driver.login()
+    resp = driver.post_launch(driver.crafted(login, claims={"azp": "20000000000002"}))
+    assert_refused(resp, db_session, 400, NOT_VALID)
+
+
+def test_exp_in_the_past(driver, db_session):
+    login = driver.login()
+    now = int(time.time())
+    resp = driver.post_launch(driver.crafted(login, claims={"iat": now - 600, "exp": now - 61}))
+    assert_refused(resp, db_session, 400, EXPIRED)
+
+
+def test_exp_within_leeway_is_accepted(driver, db_session):
+    login = driver.login()
+    now = int(time.time())
+    resp = driver.post_launch(driver.crafted(login, claims={"iat": now - 600, "exp": now - 30}))
+    assert resp.status_code == 200
+
+
+def test_iat_in_the_future_beyond_leeway(driver, db_session):
+    login = driver.login()
+    now = int(time.time())
+    resp = driver.post_launch(driver.crafted(login, claims={"iat": now + 120, "exp": now + 600}))
+    assert_refused(resp, db_session, 400, NOT_VALID)
+
+
+def test_nonce_missing(driver, db_session):
+    login = driver.login()
+    resp = driver.post_launch(driver.crafted(login, drop=("nonce",)))
+    assert_refused(resp, db_session, 400, NOT_VALID)
+
+
+def test_nonce_forged(driver, db_session):
+    login = driver.login()
+    resp = driver.post_launch(driver.crafted(login, claims={"nonce": "forged-nonce"}))
+    assert_refused(resp, db_session, 400, NONCE)
+
+
+def test_nonce_of_another_login(driver, db_session):
+    first, second = driver.login(), driver.login()
+    fields = driver.crafted(first)
+    # first's id_token (its nonce) presented with second's state and cookie
+    resp = driver.post_launch({"id_token": fields["id_token"], "state": second.state})
+    assert_refused(resp, db_session, 400, NONCE, logins_left=2)
+
+
+def test_replayed_id_token(driver, db_session):
+    fields = driver.authorize(driver.login())
+    assert driver.post_launch(fields).status_code == 200
+    replay = driver.post_launch(fields)
+    assert replay.status_code == 400
+    assert STATE in replay.get_data(as_text=True)
+    assert count(db_session, LaunchRecord) == 1
+
+
+def test_state_missing(driver, db_session):
+    login = driver.login()
+    fields = driver.crafted(login)
+    resp = driver.post_launch({"id_token": fields["id_token"]})
+    assert_refused(resp, db_session, 400, STATE)
+
+
+def test_state_mismatched_with_cookie(driver, db_session, client):
+    login = driver.login()
+    fields = driver.crafted(login)
+    client.delete_cookie("kp_state_" + login.state, path="/lti/", domain="kurspakke.test")
+    resp = driver.post_launch(fields)
+    assert_refused(resp, db_session, 400, STATE)
+
+
+def test_state_unknown(driver, db_session):
+    login = driver.login()
+    fields = driver.crafted(login)
+    resp = driver.post_launch({**fields, "state": "made-up-state"})
+    assert_refused(resp, db_session, 400, STATE)
+
+
+@pytest.mark.parametrize("deployment", [None, "9:unknown"])
+def test_deployment_id_missing_or_unknown(driver, db_session, deployment):
+    login = driver.login()
+    key = CLAIM + "deployment_id"
+    fields = (
+        driver.crafted(login, drop=(key,)) if deployment is None else driver.crafted(login, claims={key: deployment})
+    )
+    assert_refused(driver.post_launch(fields), db_session, 400, DEPLOYMENT)
+
+
+@pytest.mark.parametrize("message_type", [None, "LtiSubmissionReviewRequest", "Bogus"])
+def test_message_type_missing_or_unknown(driver, db_session, message_type):
+    login = driver.login()
+    key = CLAIM + "message_type"
+    fields = (
+        driver.crafted(login, drop=(key,))
+        if message_type is None
+        else driver.crafted(login, claims={key: message_type})
+    )
+    assert_refused(driver.post_launch(fields), db_session, 400, MESSAGE_TYPE)
+
+
+def test_version_not_1_3_0(driver, db_session):
+    login = driver.login()
+    resp = driver.post_launch(driver.crafted(login, claims={CLAIM + "version": "1.1"}))
+    assert_refused(resp, db_session, 400, NOT_VALID)
+
+
+def test_roles_claim_missing(driver, db_session):
+    login = driver.login()
+    resp = driver.post_launch(driver.crafted(login, drop=(CLAIM + "roles",)))
+    assert_refused(resp, db_session, 400, NOT_VALID)
+
+
+def test_roles_claim_empty_is_allowed(driver, db_session):
+    login = driver.login()
+    resp = driver.post_launch(driver.crafted(login, claims={CLAIM + "roles": []}))
+    assert resp.status_code == 200
+    assert "Min fremdrift" in resp.get_data(as_text=True)  # known by e-mail, a participant
+
+
+def test_resource_link_id_missing(driver, db_session):
+    login = driver.login()
+    resp = driver.post_launch(driver.crafted(login, claims={CLAIM + "resource_link": {"title": "x"}}))
+    assert_refused(resp, db_session, 400, NOT_VALID)
+
+
+def test_target_link_uri_not_ours(driver, db_session):
+    login = driver.login()
+    resp = driver.post_launch(
+        driver.crafted(login, claims={CLAIM + "target_link_uri": "https://evil.example/lti/launch"})
+    )
+    assert_refused(resp, db_session, 400, TARGET)
+
+
+def test_target_link_uri_differs_from_the_login(driver, db_session):
+    login = driver.login()
+    resp = driver.post_launch(
+        driver.crafted(login, claims={CLAIM + "target_link_uri": TOOL + "/lti/launch?view=other"})
+    )
+    assert_refused(resp, db_session, 400, TARGET)
+
+
+def test_target_link_uri_not_ours_at_login(client, sim, db_session):
+    params = sim.login_initiation_params("deltaker", target_link_uri="https://evil.example/lti/launch")
+    resp = client.get("/lti/login", query_string=params, base_url=TOOL)
+    assert_refused(resp, db_session, 400, TARGET, logins_left=0)
+
+
+@pytest.mark.parametrize("token", ["abc", "a.b", "a.b.c.d", "!!!.###.$$$", "eyJhbGciOiJSUzI1NiJ9..sig", "a.b.c"])
+def test_token_not_three_base64url_parts(driver, db_session, token):
+    login = driver.login()
+    resp = driver.post_launch({"id_token": token, "state": login.state})
+    assert_refused(resp, db_session, 400, MALFORMED)
+
+
+def test_oversized_form_field(driver, db_session):
+    login = driver.login()
+    resp = driver.post_launch({"id_token": "a" * 300_000, "state": login.state})
+    assert_refused(resp, db_session, 413, "Forespørselen er for stor")
+
+
+def test_oversized_id_token_under_the_request_limit(driver, db_session):
+    login = driver.login()
+    resp = driver.post_launch({"id_token": "a" * 40_000, "state": login.state})
+    assert_refused(resp, db_session, 413, "Forespørselen er for stor")
+
+
+def test_missing_login_parameters(client, db_session):
+    resp = client.get("/lti/login", query_string={"iss": "https://canvas.sim.test"}, base_url=TOOL)
+    assert_refused(resp, db_session, 400, "mangler en påkrevd verdi", logins_left=0)
+
+
+def test_refusal_in_english_when_the_browser_asks(client, db_session):
+    resp = client.get(
+        "/lti/login", query_string={"iss": "x"}, base_url=TOOL, headers={"Accept-Language": "en-GB,en;q=0.8"}
+    )
+    assert resp.status_code == 400
+    assert "missing a required value" in resp.get_data(as_text=True)
+    assert 'lang="en"' in resp.get_data(as_text=True)
