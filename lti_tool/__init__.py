@@ -34,6 +34,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     engine = make_engine(settings.database_url, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
     factory = make_session_factory(engine)
+    readonly_factory = make_session_factory(engine, readonly=True)
     encryptor = Encryptor(secret_key=settings.secret_key, encryption_key=settings.encryption_key)
     redis_client = test_config.get("redis")
     if redis_client is None and settings.redis_url:
@@ -44,8 +45,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         settings=settings,
         engine=engine,
         session_factory=factory,
+        readonly_session_factory=readonly_factory,
         encryptor=encryptor,
-        keyring=KeyRing(factory, encryptor, grace_seconds=settings.key_grace_seconds),
+        keyring=KeyRing(readonly_factory, encryptor, grace_seconds=settings.key_grace_seconds),
         jwks=JWKSCache(
             ttl_seconds=settings.platform_jwks_ttl_seconds,
             min_refetch_seconds=settings.platform_jwks_min_refetch_seconds,
@@ -56,7 +58,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         redis=redis_client,
     )
     if settings.is_production:
-        _require_signing_key(factory)
+        _require_signing_key(readonly_factory)
     logs.init_app(app)
     i18n.init_app(app)
     security.init_app(app)

@@ -15,8 +15,8 @@ bp = Blueprint("health", __name__)
 @bp.get("/healthz")
 def healthz() -> ResponseReturnValue:
     try:
-        with services().engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
+        with services().readonly_session_factory() as session:
+            session.execute(text("SELECT 1"))
     except SQLAlchemyError:
         return jsonify(status="error", database="unreachable"), 503
     return jsonify(status="ok", database="ok")

@@ -26,6 +26,7 @@ class ToolServices:
     settings: Settings
     engine: Engine
     session_factory: sessionmaker[Session]
+    readonly_session_factory: sessionmaker[Session]
     encryptor: Encryptor
     keyring: KeyRing
     jwks: JWKSCache
@@ -46,7 +47,7 @@ class ToolServices:
         loaded_at, frames, forms = self._origins
         if time.monotonic() - loaded_at < self.origins_ttl:
             return frames, forms
-        with self.session_factory() as session:
+        with self.readonly_session_factory() as session:
             frames = frame_origins(session)
             forms_set: set[str] = set()
             for reg in session.scalars(select(Registration)):

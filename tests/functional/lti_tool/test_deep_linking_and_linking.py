@@ -1,0 +1,106 @@
+"""A course owner links an unlinked course, and places the tool's pages as links through deep linking."""
+
+from __future__ import annotations
+
+import pytest
+from bs4 import BeautifulSoup
+from sqlalchemy import func, select
+
+from kurspakke.db import transaction
+from kurspakke.models import CourseLink
+from tests.support.factories import link_sim_course
+from tests.support.lti import SIM, TOOL, LtiDriver, form_fields
+
+
+@pytest.fixture
+def driver(client, sim, sim_client):
+    return LtiDriver(client, sim, sim_client)
+
+
+def test_owner_links_an_unlinked_course(driver, client, db_session, sim):
+    page = driver.launch("kurseier")
+    assert page.status_code == 200
+    action, fields = form_fields(page.get_data(as_text=True))
+    assert action == "/app/link"
+    resp = client.post(action, data={**fields, "programme": "lindrende-behandling"}, base_url=TOOL)
+    assert resp.status_code == 303
+    landing = client.get(resp.headers["Location"], base_url=TOOL)
+    assert "Kursadministrasjon" in landing.get_data(as_text=True)
+    link = db_session.scalars(select(CourseLink)).one()
+    assert (link.programme_id, link.context_id, link.platform_instance) == (
+        "lindrende-behandling",
+        sim.config.context_id,
+        sim.config.platform_guid,
+    )
+
+
+def test_linking_refuses_an_unknown_programme_and_writes_nothing(driver, client, db_session):
+    _, fields = form_fields(driver.launch("kurseier").get_data(as_text=True))
+    resp = client.post("/app/link", data={**fields, "programme": "no-such-programme"}, base_url=TOOL)
+    assert resp.status_code == 422
+    assert "Forespørselen ble ikke forstått" in resp.get_data(as_text=True)
+    assert db_session.scalar(select(func.count()).select_from(CourseLink)) == 0
+
+
+def test_a_participant_cannot_link_a_course(driver, client, db_session):
+    page = driver.launch("deltaker")
+    assert "ikke satt opp for dette emnet" in page.get_data(as_text=True)
+    # The page carries no link form; a POST without a launch token is refused.
+    resp = client.post("/app/link", data={"programme": "lindrende-behandling"}, base_url=TOOL)
+    assert resp.status_code == 401
+    assert db_session.scalar(select(func.count()).select_from(CourseLink)) == 0
+
+
+def test_a_programme_is_linked_to_one_course_per_canvas(driver, client, app, sim, db_session):
+    with transaction(app.extensions["kurspakke"].session_factory) as s:
+        link = link_sim_course(s, sim)
+        link.context_id = "another-course"
+    _, fields = form_fields(driver.launch("kurseier").get_data(as_text=True))
+    resp = client.post("/app/link", data={**fields, "programme": "lindrende-behandling"}, base_url=TOOL)
+    assert resp.status_code == 409
+    assert "allerede koblet til et annet emne" in resp.get_data(as_text=True)
+    assert db_session.scalar(select(func.count()).select_from(CourseLink)) == 1
+
+
+def test_deep_linking_places_the_chosen_pages(driver, client, app, sim, sim_client):
+    with transaction(app.extensions["kurspakke"].session_factory) as s:
+        link_sim_course(s, sim)
+    page = driver.launch("kurseier", message_type="LtiDeepLinkingRequest")
+    assert page.status_code == 200
+    action, fields = form_fields(page.get_data(as_text=True))
+    assert action == "/lti/deep-link"
+    resp = client.post(action, data={"lt": fields["lt"], "view": ["participant", "mentor"]}, base_url=TOOL)
+    assert resp.status_code == 200
+    return_action, return_fields = form_fields(resp.get_data(as_text=True))
+    assert return_action == f"{SIM}/courses/{sim.config.course_id}/deep_linking_response"
+    sim.config.tool_jwks_fetcher = lambda url: client.get("/lti/jwks").get_json()
+    done = sim_client.post(return_action[len(SIM) :], data=return_fields)
+    assert done.status_code == 200, done.get_data(as_text=True)
+    items = sim.deep_link_responses[-1]["https://purl.imsglobal.org/spec/lti-dl/claim/content_items"]
+    assert [i["custom"]["kurspakke_view"] for i in items] == ["participant", "mentor"]
+    assert all(i["url"] == TOOL + "/lti/launch" and i["type"] == "ltiResourceLink" for i in items)
+    assert [i["title"] for i in items] == ["Min fremdrift", "Mentoroversikt"]
+
+
+def test_a_deep_linked_page_opens_that_view(driver, app, sim):
+    from kurspakke.models import ProgrammeRoleKind
+    from tests.support.factories import person_for
+
+    with transaction(app.extensions["kurspakke"].session_factory) as s:
+        link_sim_course(s, sim)
+        person_for(s, sim, "mentor", ProgrammeRoleKind.MENTOR, ProgrammeRoleKind.PARTICIPANT)
+    page = driver.launch("mentor", custom={"kurspakke_view": "participant"})
+    soup = BeautifulSoup(page.get_data(as_text=True), "html.parser")
+    assert soup.h1.get_text(strip=True) == "Min fremdrift"
+    tabs = [a.get_text(strip=True) for a in soup.select("nav a")]
+    assert tabs == ["Mentoroversikt", "Min fremdrift"]
+
+
+def test_deep_linking_is_for_course_owners_only(driver, app, sim, db_session):
+    from kurspakke.models import LaunchRecord
+
+    with transaction(app.extensions["kurspakke"].session_factory) as s:
+        link_sim_course(s, sim)
+    page = driver.launch("deltaker", message_type="LtiDeepLinkingRequest")
+    assert page.status_code == 403
+    assert db_session.scalar(select(func.count()).select_from(LaunchRecord)) == 0
