@@ -58,7 +58,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         redis=redis_client,
     )
     if settings.is_production:
-        _require_signing_key(readonly_factory)
+        try:
+            _require_signing_key(readonly_factory)
+        finally:
+            engine.dispose()  # the check's connection is not for the workers that fork later
     logs.init_app(app)
     i18n.init_app(app)
     security.init_app(app)
