@@ -16,9 +16,7 @@ def extract(tmp_path: Path) -> set:
     out = tmp_path / "messages.pot"
     subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "babel.messages.frontend",
+            str(Path(sys.executable).parent / "pybabel"),
             "extract",
             "-F",
             str(ROOT / "babel.cfg"),
@@ -32,7 +30,6 @@ def extract(tmp_path: Path) -> set:
             "N_",
             "--no-location",
             "--omit-header",
-            "-q",
             "-o",
             str(out),
             str(ROOT / "lti_tool"),
