@@ -193,8 +193,38 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+class _Rows(list):  # type: ignore[type-arg]
+    def one(self) -> Any:
+        assert len(self) == 1, f"expected one row, got {len(self)}"
+        return self[0]
+
+    def first(self) -> Any:
+        return self[0] if self else None
+
+    def all(self) -> list[Any]:
+        return list(self)
+
+
+class FreshReads:
+    """Reads for assertions, each in its own short read-only transaction: it never holds a lock the app's next
+    request waits for, and it never reads an old snapshot."""
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self._factory = factory
+
+    def scalar(self, stmt: Any) -> Any:
+        with self._factory() as s:
+            return s.scalar(stmt)
+
+    def scalars(self, stmt: Any) -> _Rows:
+        with self._factory() as s:
+            return _Rows(s.scalars(stmt).all())
+
+    def rollback(self) -> None:
+        """Nothing is held open."""
+
+
 @pytest.fixture
-def db_session(app: Flask) -> Iterator[Session]:
-    """A session on the app's database, for asserting what was (not) written."""
-    with app.extensions["kurspakke"].session_factory() as s:
-        yield s
+def db_session(app: Flask) -> FreshReads:
+    """Reads on the app's database, for asserting what was (not) written."""
+    return FreshReads(app.extensions["kurspakke"].readonly_session_factory)

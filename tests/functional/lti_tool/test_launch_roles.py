@@ -86,3 +86,52 @@ def test_a_participant_cannot_open_the_owner_view(driver, linked, client):
 def test_forged_launch_token_is_refused(client):
     resp = client.get("/app/participant", query_string={"lt": "not-a-token"})
     assert resp.status_code == 401
+
+
+def test_launch_with_state_in_redis(app_settings, sim, sim_client, encryptor, db_session):
+    """With REDIS_URL, logins and launches live in Redis so any web process on any host can take the launch."""
+    import os
+
+    import redis
+
+    from kurspakke.services.keys import ensure_key
+    from lti_tool import create_app
+    from tests.conftest import register_sim
+
+    url = os.environ.get("KURSPAKKE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    client = redis.Redis.from_url(url, socket_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip("Redis not reachable")
+    app = create_app(
+        {
+            "settings": app_settings,
+            "environ": {},
+            "redis": client,
+            "jwks_fetcher": lambda u, t: sim_client.get(u.split("canvas.sim.test", 1)[1]).get_json(),
+        }
+    )
+    with transaction(app.extensions["kurspakke"].session_factory) as s:
+        ensure_key(s, encryptor)
+        register_sim(s, sim)
+        link_sim_course(s, sim)
+        person_for(s, sim, "deltaker", ProgrammeRoleKind.PARTICIPANT)
+    driver = LtiDriver(app.test_client(), sim, sim_client)
+    login = driver.login()
+    assert client.exists(f"kurspakke:lti:login:{login.state}")
+    fields = driver.authorize(login)
+    resp = driver.post_launch(fields)
+    assert h1(resp) == "Min fremdrift"
+    assert not client.exists(f"kurspakke:lti:login:{login.state}")
+    assert db_session.scalar(select(func.count()).select_from(LoginState)) == 0
+    assert db_session.scalar(select(func.count()).select_from(LaunchRecord)) == 0  # in Redis, not the DB
+    token = launch_token(resp.get_data(as_text=True))
+    assert h1(driver.client.get("/app/participant", query_string={"lt": token})) == "Min fremdrift"
+    assert driver.post_launch(fields).status_code == 400  # replay
+    for key in client.scan_iter("kurspakke:*"):
+        client.delete(key)
+    app.extensions["kurspakke"].engine.dispose()
+    client.close()

@@ -1,0 +1,215 @@
+"""Live servers and a real Chromium for the end-to-end tests.
+
+The Canvas simulator and the tool run in background threads on 127.0.0.1, each on a free port. The browser reaches
+the simulator as ``http://localhost:<port>`` and the tool as ``http://127.0.0.1:<port>``: two different *sites*, so
+the tool runs in a cross-site iframe as it does inside real Canvas (partitioned cookies, postMessage across
+origins, CSP frame-ancestors).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from canvas_sim import DEMO_USERS, SimConfig, SimPlatform, create_sim_app
+from kurspakke.crypto import Encryptor
+from kurspakke.db import make_engine, make_session_factory, transaction, upgrade
+from kurspakke.services.demo import DemoPlatform, DemoUser, load_demo
+from kurspakke.services.keys import ensure_key
+from lti_tool import create_app
+
+pytest.importorskip("playwright.sync_api")
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+AXE_JS = PROJECT_ROOT / "node_modules" / "axe-core" / "axe.min.js"
+SECRET = "x" * 64
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+expect.set_options(timeout=15_000)  # a launch is six page loads; leave room on a busy CI machine
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+@dataclass(frozen=True)
+class SeenRequest:
+    method: str
+    path: str
+    query: str
+    cookies: dict[str, str]
+    body: bytes = field(default=b"", repr=False)
+
+
+@dataclass
+class LateApp:
+    """A WSGI app filled in after its server is bound (each app needs the other's port), recording what the tool
+    receives so tests can tell which requests carried which cookies."""
+
+    app: WSGIApp | None = field(default=None, repr=False)
+    seen: list[SeenRequest] = field(default_factory=list, repr=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        jar: SimpleCookie = SimpleCookie()
+        jar.load(environ.get("HTTP_COOKIE", ""))
+        assert self.app is not None, "app not set"
+        chunks = self.app(environ, start_response)
+        try:
+            body = b"".join(chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        seen = SeenRequest(
+            method=environ["REQUEST_METHOD"],
+            path=environ.get("PATH_INFO", ""),
+            query=environ.get("QUERY_STRING", ""),
+            cookies={k: m.value for k, m in jar.items()},
+            body=body,
+        )
+        with self.lock:
+            self.seen.append(seen)
+        return [body]
+
+    def requests(self, method: str, path: str) -> list[SeenRequest]:
+        with self.lock:
+            return [r for r in self.seen if r.method == method and r.path == path]
+
+    def clear(self) -> None:
+        with self.lock:
+            self.seen.clear()
+
+
+@dataclass
+class LiveStack:
+    sim_url: str
+    tool_url: str
+    sim: SimPlatform = field(repr=False)
+    tool_app: Flask = field(repr=False)
+    tool_recorder: LateApp = field(repr=False)
+
+
+def _serve(app: LateApp) -> tuple[BaseWSGIServer, threading.Thread]:
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name=f"e2e-server-{server.port}", daemon=True)
+    return server, thread
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+    sim_wsgi, tool_wsgi = LateApp(), LateApp()
+    sim_server, sim_thread = _serve(sim_wsgi)
+    tool_server, tool_thread = _serve(tool_wsgi)
+    sim_url = f"http://localhost:{sim_server.port}"  # another site than the tool, as Canvas is
+    tool_url = f"http://127.0.0.1:{tool_server.port}"
+
+    sim_config = SimConfig(
+        base_url=sim_url,
+        tool_login_url=tool_url + "/lti/login",
+        tool_launch_url=tool_url + "/lti/launch",
+        tool_jwks_url=tool_url + "/lti/jwks",
+    )
+    assert sim_config.storage_target == "_parent"
+    sim = SimPlatform(sim_config)
+    sim_wsgi.app = create_sim_app(sim_config, sim)
+
+    tmp = tmp_path_factory.mktemp("e2e")
+    database_url = f"sqlite:///{tmp / 'kurspakke.sqlite3'}"
+    engine = make_engine(database_url)
+    upgrade(engine)
+    platform = DemoPlatform(
+        issuer=sim_config.effective_issuer,
+        client_id=sim_config.client_id,
+        deployment_id=sim_config.deployment_id,
+        auth_login_url=sim_url + "/api/lti/authorize_redirect",
+        auth_token_url=sim_url + "/login/oauth2/token",
+        key_set_url=sim_url + "/api/lti/security/jwks",
+        frame_origin=sim_url,
+        platform_instance=sim_config.platform_guid,
+        context_id=sim_config.context_id,
+        canvas_course_id=str(sim_config.course_id),
+        course_title=sim_config.course_title,
+    )
+    users = [DemoUser(u.key, u.name, u.email, u.canvas_user_id, u.sub) for u in DEMO_USERS]
+    with transaction(make_session_factory(engine)) as session:
+        ensure_key(session, Encryptor(secret_key=SECRET))
+        load_demo(session, platform, users)
+    engine.dispose()
+
+    tool_app = create_app(
+        {
+            "settings": {
+                "env": "test",
+                "database_url": database_url,
+                "base_url": tool_url,
+                "instance_path": tmp / "instance",
+                "secret_key": SECRET,
+                "log_json": False,
+            },
+            "environ": {},
+        }
+    )
+    tool_wsgi.app = tool_app
+
+    sim_thread.start()
+    tool_thread.start()
+    try:
+        yield LiveStack(sim_url=sim_url, tool_url=tool_url, sim=sim, tool_app=tool_app, tool_recorder=tool_wsgi)
+    finally:
+        for server, thread in ((tool_server, tool_thread), (sim_server, sim_thread)):
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+        tool_app.extensions["kurspakke"].engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def context(browser: Browser, live: LiveStack) -> Iterator[BrowserContext]:
+    ctx = browser.new_context(locale="nb-NO")
+    ctx.set_default_timeout(10_000)
+    live.tool_recorder.clear()
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return context.new_page()
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    if not AXE_JS.exists():
+        pytest.skip(f"axe-core not installed at {AXE_JS} (npm ci)")
+    return AXE_JS.read_text(encoding="utf-8")

@@ -1,0 +1,154 @@
+"""Launching the tool from the Canvas simulator in a real Chromium, as each role, in a cross-site iframe."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import BrowserContext, Frame, Page, Route, expect
+
+if TYPE_CHECKING:
+    from tests.e2e.conftest import LiveStack
+
+pytestmark = pytest.mark.e2e
+
+STATE_COOKIE_PREFIX = "kp_state_"
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+ROLES = [
+    ("deltaker", "Start som deltaker", "Min fremdrift"),
+    ("mentor", "Start som mentor", "Mentoroversikt"),
+    ("lisensadministrator", "Start som lisensadministrator", "Lisenser"),
+    ("kurseier", "Start som kurseier", "Kursadministrasjon"),
+]
+
+
+TOOL_FRAME = "iframe[name='tool_frame']"
+
+
+def tool_frame(page: Page) -> Frame:
+    """The tool's frame as it is now (the frame changes process, and may change object, as it goes cross-site)."""
+    handle = page.locator(TOOL_FRAME).element_handle()
+    frame = handle.content_frame()
+    assert frame is not None, "tool_frame has no document"
+    return frame
+
+
+def launch(page: Page, live: LiveStack, button: str, heading: str) -> Frame:
+    """Open the simulator, press the role's button and wait for the tool's landing page in the iframe."""
+    page.goto(live.sim_url + "/")
+    page.get_by_role("button", name=button, exact=True).click()
+    tool = page.frame_locator(TOOL_FRAME)
+    expect(tool.locator("h1")).to_have_text(heading)
+    expect(tool.locator("body[data-canonical-url]")).to_have_count(1)
+    frame = tool_frame(page)
+    assert frame.url.startswith(live.tool_url + "/"), frame.url
+    return frame
+
+
+def run_axe(frame: Frame, axe_source: str) -> list[dict[str, Any]]:
+    """axe-core's WCAG 2.1 A/AA rules on the frame's document; returns the violations."""
+    # The tool's CSP allows no injected <script>; evaluate runs outside the page's CSP.
+    frame.evaluate(axe_source)
+    result = frame.evaluate(
+        """async (tags) => {
+            const r = await axe.run(document, {runOnly: {type: "tag", values: tags}, resultTypes: ["violations"]});
+            return {
+                passes: r.passes.length,
+                violations: r.violations.map(v => ({
+                    id: v.id, impact: v.impact, help: v.help, helpUrl: v.helpUrl,
+                    nodes: v.nodes.map(n => ({target: n.target, html: n.html, summary: n.failureSummary})),
+                })),
+            };
+        }""",
+        WCAG_TAGS,
+    )
+    assert result["passes"] > 0, "axe checked nothing"
+    return list(result["violations"])
+
+
+def launch_posts(live: LiveStack) -> list[dict[str, str]]:
+    return [r.cookies for r in live.tool_recorder.requests("POST", "/lti/launch")]
+
+
+@pytest.mark.parametrize(("user", "button", "heading"), ROLES, ids=[r[0] for r in ROLES])
+def test_each_role_lands_without_wcag_violations(
+    page: Page, live: LiveStack, axe_source: str, user: str, button: str, heading: str
+) -> None:
+    frame = launch(page, live, button, heading)
+
+    posts = launch_posts(live)
+    assert len(posts) == 1
+    assert any(name.startswith(STATE_COOKIE_PREFIX) for name in posts[0]), "the partitioned state cookie bound it"
+
+    violations = run_axe(frame, axe_source)
+    if violations:
+        print(f"\naxe violations on the {user} landing page ({frame.url}):")
+        print(json.dumps(violations, indent=2, ensure_ascii=False))
+    assert violations == [], [f"{v['id']}: {v['help']} at {[n['target'] for n in v['nodes']]}" for v in violations]
+
+
+def fetch_without_cookies(route: Route) -> None:
+    """Forward the request outside the browser and answer it without its Set-Cookie headers."""
+    request = route.request
+    url = urlsplit(request.url)
+    headers = {k: v for k, v in request.headers.items() if k.lower() != "cookie"}
+    conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=10)
+    try:
+        path = url.path + (f"?{url.query}" if url.query else "")
+        conn.request(request.method, path, body=request.post_data_buffer, headers=headers)
+        resp = conn.getresponse()
+        body = resp.read()
+        kept = {k: v for k, v in resp.getheaders() if k.lower() not in {"set-cookie", "transfer-encoding"}}
+    finally:
+        conn.close()
+    route.fulfill(status=resp.status, headers=kept, body=body)
+
+
+def test_launch_without_cookies_goes_through_platform_storage(
+    context: BrowserContext, page: Page, live: LiveStack
+) -> None:
+    # As when the browser refuses the tool's cookie in the Canvas iframe: the login page's state cookie never
+    # reaches the browser, so only the LTI Platform Storage messages can bind the launch to this browser.
+    context.route(live.tool_url + "/lti/login", fetch_without_cookies)
+    # Chromium counts a page fulfilled by the test as public-internet content, and a public page may not navigate
+    # to a loopback host (Local Network Access) unless allowed.
+    context.grant_permissions(["local-network-access"])
+
+    launch(page, live, "Start som deltaker", "Min fremdrift")
+
+    logins = live.tool_recorder.requests("POST", "/lti/login")
+    assert len(logins) == 1
+    assert b'data-storage-mode="login"' in logins[0].body  # the state went to the platform's storage
+    posts = live.tool_recorder.requests("POST", "/lti/launch")
+    assert len(posts) == 1
+    assert not any(name.startswith(STATE_COOKIE_PREFIX) for name in posts[0].cookies), posts[0].cookies
+    assert context.cookies(live.tool_url) == []
+    # Without the cookie the launch answered with the storage check, which read the state back from the
+    # simulator and only then opened the view.
+    assert b'data-storage-mode="check"' in posts[0].body
+    assert len(live.tool_recorder.requests("GET", "/app/participant")) == 1
+
+
+def test_reload_after_landing_shows_the_same_page(page: Page, live: LiveStack) -> None:
+    frame = launch(page, live, "Start som mentor", "Mentoroversikt")
+    canonical = frame.locator("body").get_attribute("data-canonical-url")
+    assert canonical
+    assert "lt=" in canonical
+    # launch.js gave the page, the answer to the launch POST, the GET address carrying the launch token.
+    assert frame.evaluate("location.href") == live.tool_url + canonical
+    frame.evaluate("window.beforeReload = true")
+    live.tool_recorder.clear()
+
+    with page.expect_response(lambda r: r.url == live.tool_url + canonical) as reloaded:
+        frame.evaluate("location.reload()")
+    assert reloaded.value.request.method == "GET"
+    assert reloaded.value.status == 200
+
+    tool = page.frame_locator(TOOL_FRAME)
+    expect(tool.locator("h1")).to_have_text("Mentoroversikt")
+    expect(tool.locator("body[data-canonical-url]")).to_have_count(1)
+    assert tool_frame(page).evaluate("window.beforeReload === undefined")  # a new document, not the old one
+    assert live.tool_recorder.requests("POST", "/lti/launch") == []  # no re-post of the used id_token
