@@ -37,7 +37,7 @@ class TimeoutSession(requests.Session):
         self._timeout = timeout
         self.headers["User-Agent"] = "kurspakke"
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", self._timeout)
         return super().request(method, url, *args, **kwargs)
 
@@ -104,6 +104,7 @@ def course_members(connector: ToolServiceConnector, memberships_url: str) -> Ite
     """All members of a course from NRPS, page by page (Link rel=next). Raises LtiServiceError."""
     service = NamesRolesProvisioningService(connector, {"context_memberships_url": memberships_url})
     try:
-        yield from service.get_members()
+        for member in service.get_members():
+            yield dict(member)
     except (LtiServiceException, requests.RequestException) as exc:
         raise LtiServiceError(f"NRPS request failed: {exc}") from exc

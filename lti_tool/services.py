@@ -64,14 +64,14 @@ class ToolServices:
 
 
 def services() -> ToolServices:
-    return current_app.extensions["kurspakke"]  # type: ignore[no-any-return]
+    return current_app.extensions["kurspakke"]
 
 
 def db() -> Session:
     """The request's session. The request boundary commits on success and rolls back otherwise."""
     if "db" not in g:
         g.db = services().session_factory()
-    return g.db  # type: ignore[no-any-return]
+    return g.db
 
 
 def state_store() -> LtiStateStore:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select
 from sqlalchemy.orm import Session
 
 from kurspakke.models import LaunchRecord, LoginState, utcnow
@@ -88,8 +88,12 @@ class DatabaseStateStore:
 
     def purge_expired(self) -> int:
         now = utcnow()
-        purged = self.session.execute(delete(LoginState).where(LoginState.expires_at <= now)).rowcount or 0
-        purged += self.session.execute(delete(LaunchRecord).where(LaunchRecord.expires_at <= now)).rowcount or 0
+        purged = 0
+        for model in (LoginState, LaunchRecord):
+            result: CursorResult[Any] = self.session.execute(  # type: ignore[assignment]
+                delete(model).where(model.expires_at <= now)
+            )
+            purged += result.rowcount or 0
         return purged
 
 

@@ -211,7 +211,7 @@ class ToolMessageLaunch(MessageLaunch[ParamsRequest, _DatabaseToolConf, SessionS
 
     def validate_registration(self) -> ToolMessageLaunch:
         """aud may list several audiences only if every one is a client we trust, and then azp must be ours."""
-        body = self._jwt["body"]
+        body: dict[str, Any] = dict(self._jwt["body"])
         aud = body["aud"]
         audiences = aud if isinstance(aud, list) else [aud]
         if not all(isinstance(a, str) for a in audiences):
@@ -237,7 +237,7 @@ class ToolMessageLaunch(MessageLaunch[ParamsRequest, _DatabaseToolConf, SessionS
         return self
 
     def validate_deployment(self) -> ToolMessageLaunch:
-        deployment_id = self._jwt["body"].get(CLAIM + "deployment_id")  # type: ignore[misc]
+        deployment_id = dict(self._jwt["body"]).get(CLAIM + "deployment_id")
         if not isinstance(deployment_id, str) or not deployment_id:
             raise LtiRefusal("deployment_unknown", detail="deployment_id missing")
         if not self._tool_config.find_deployment_by_params(self._reg.issuer, deployment_id, self._reg.client_id):

@@ -53,7 +53,7 @@ def login() -> ResponseReturnValue:
             )
         )
     else:
-        response = redirect(result.auth_url, code=302)
+        response = make_response(redirect(result.auth_url, code=302))
     response.set_cookie(
         STATE_COOKIE_PREFIX + result.state,
         result.state,

@@ -121,7 +121,7 @@ def start_launch(claims: dict[str, Any], registration: Registration) -> LaunchCo
     session = db()
     access = resolve_access(session, launcher)
     view = custom.get("kurspakke_view") if isinstance(custom, dict) else None
-    nrps = claims.get(NRPS) if isinstance(claims.get(NRPS), dict) else {}
+    nrps: dict[str, Any] = claims[NRPS] if isinstance(claims.get(NRPS), dict) else {}
     data: dict[str, Any] = {
         "registration_id": registration.id,
         "issuer": registration.issuer,
@@ -166,7 +166,7 @@ def current_launch() -> LaunchContext:
     """The launch of this request, from the signed token in the header, form or query. Access is recomputed from
     the database each time. Raises LtiRefusal (401) when the token is missing, invalid or expired."""
     if "launch" in g:
-        return g.launch  # type: ignore[no-any-return]
+        return g.launch
     token = request.headers.get(TOKEN_HEADER) or request.form.get(TOKEN_FIELD) or request.args.get(TOKEN_FIELD) or ""
     launch_id = read_launch_token(token)
     data = state_store().get_launch(launch_id) if launch_id else None
