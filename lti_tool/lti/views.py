@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 import jwt
-from flask import Blueprint, abort, jsonify, make_response, redirect, render_template, request
+from flask import Blueprint, abort, jsonify, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -115,7 +115,7 @@ def launch() -> ResponseReturnValue:
                 storage_target=pending.storage_target,
                 platform_origin=registration_origin(registration),
                 state=state,
-                continue_url=ctx.url_for_view(ctx.default_view),
+                continue_url=url_for("app.home", lt=ctx.token),
             )
         )
     return response

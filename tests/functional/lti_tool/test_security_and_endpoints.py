@@ -190,7 +190,9 @@ class TestPlatformStorage:
         assert body["data-storage-mode"] == "check"
         assert body["data-state"] == fields["state"]
         assert "Min fremdrift" not in launch.get_data(as_text=True)  # nothing shown before the check
-        assert body["data-next"].startswith("/app/participant?lt=")
+        assert body["data-next"].startswith("/app/?lt=")
+        landing = client.get(body["data-next"], base_url=TOOL)  # where the script goes once the check passes
+        assert "Min fremdrift" in landing.get_data(as_text=True)
         assert db_session.scalar(select(func.count()).select_from(LaunchRecord)) == 1
 
     def test_cookieless_launch_without_storage_is_refused(self, driver, client, linked, db_session):
