@@ -135,3 +135,13 @@ def test_launch_with_state_in_redis(app_settings, sim, sim_client, encryptor, db
         client.delete(key)
     app.extensions["kurspakke"].engine.dispose()
     client.close()
+
+
+def test_the_no_licence_page_survives_a_reload(driver, app, sim, client):
+    with transaction(app.extensions["kurspakke"].session_factory) as s:
+        link_sim_course(s, sim)
+    page = driver.launch("deltaker")
+    token = launch_token(page.get_data(as_text=True))
+    again = client.get("/app/", query_string={"lt": token})
+    assert again.status_code == 200
+    assert h1(again) == "Vi fant ingen lisens for deg"
