@@ -46,6 +46,7 @@ class Settings:
     launch_token_ttl_seconds: int = 10 * 3600  # a working day
     key_grace_seconds: int = 7 * 24 * 3600
     platform_jwks_ttl_seconds: int = 3600
+    registration_cache_seconds: float = 30.0
     platform_jwks_min_refetch_seconds: float = 10.0
     max_id_token_bytes: int = 32 * 1024
     max_request_bytes: int = 256 * 1024

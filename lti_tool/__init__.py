@@ -10,11 +10,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from config.settings import Settings, SettingsError
+from course_sync.lti_services import TimeoutSession
 from course_sync.platform_keys import JWKSCache, http_fetch
 from kurspakke.crypto import Encryptor
 from kurspakke.db import make_engine, make_session_factory
 from kurspakke.programmes import load_programmes
 from kurspakke.services.keys import KeyRing
+from kurspakke.services.platforms import RegistrationCache
 from lti_tool import i18n, logs, security
 from lti_tool.lti.errors import REFUSAL_MESSAGES, LtiRefusal
 from lti_tool.services import ToolServices
@@ -55,6 +57,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             fetcher=test_config.get("jwks_fetcher", http_fetch),
         ),
         programmes=load_programmes(),
+        registrations=RegistrationCache(readonly_factory, settings.registration_cache_seconds),
+        http=TimeoutSession(settings.http_timeout_seconds),
         redis=redis_client,
     )
     if settings.is_production:

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import requests
 from flask import current_app, g
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy import Engine, select
@@ -18,7 +19,7 @@ from kurspakke.models import Registration
 from kurspakke.programmes import Programme
 from kurspakke.services.keys import KeyRing
 from kurspakke.services.lti_state import DatabaseStateStore, LtiStateStore, RedisStateStore
-from kurspakke.services.platforms import frame_origins, origin_of
+from kurspakke.services.platforms import RegistrationCache, frame_origins, origin_of
 
 
 @dataclass
@@ -31,6 +32,8 @@ class ToolServices:
     keyring: KeyRing
     jwks: JWKSCache
     programmes: dict[str, Programme]
+    registrations: RegistrationCache
+    http: requests.Session
     redis: Any | None = None
     _origins: tuple[float, list[str], list[str]] = field(default=(float("-inf"), [], []))
     origins_ttl: float = 30.0
@@ -72,6 +75,12 @@ def db() -> Session:
     if "db" not in g:
         g.db = services().session_factory()
     return g.db
+
+
+def commit() -> None:
+    """Commit the request's work now (before rendering a page), instead of at the boundary."""
+    if "db" in g:
+        g.db.commit()
 
 
 def state_store() -> LtiStateStore:

@@ -166,6 +166,7 @@ def app_settings(database_url: str, tmp_path: Path) -> dict[str, Any]:
         "secret_key": SECRET,
         "log_json": False,
         "http_timeout_seconds": 2.0,
+        "registration_cache_seconds": 0,  # tests register platforms mid-test; the cache has its own test
     }
 
 

@@ -7,16 +7,17 @@ the platform's signed roles claim says.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kurspakke.models import (
     CourseLink,
     IdentityKind,
+    Organisation,
     Person,
     PersonIdentity,
     ProgrammeRole,
@@ -73,7 +74,11 @@ class Access:
     course_owner: bool
     person: Person | None
     roles: list[ProgrammeRoleKind] = field(default_factory=list)
-    organisation_ids: list[int] = field(default_factory=list)
+    organisations: list[Organisation] = field(default_factory=list)
+
+    @property
+    def organisation_ids(self) -> list[int]:
+        return [o.id for o in self.organisations]
 
     @property
     def known(self) -> bool:
@@ -130,43 +135,42 @@ def link_course(
     return link
 
 
-def _identity(session: Session, kind: IdentityKind, scope: str, value: str) -> PersonIdentity | None:
-    return session.scalars(
-        select(PersonIdentity).where(
-            PersonIdentity.kind == kind, PersonIdentity.scope == scope, PersonIdentity.value == value
-        )
-    ).one_or_none()
-
-
 def match_person(session: Session, launcher: Launcher) -> Person | None:
     """Canvas user id recorded at provisioning, else the LTI sub from an earlier launch, else a unique e-mail.
 
-    On a match, the identities this launch carries are recorded so the next launch matches directly.
-    An e-mail shared by several people matches no one (never guessed).
+    One query looks up both identities. On a match, the identities this launch carries are recorded so the next
+    launch matches directly. An e-mail shared by several people matches no one (never guessed).
     """
-    person: Person | None = None
+    wanted = [(IdentityKind.LTI_SUB, launcher.issuer, launcher.sub)]
     if launcher.canvas_user_id:
-        ident = _identity(session, IdentityKind.CANVAS_USER_ID, launcher.platform_instance, launcher.canvas_user_id)
-        person = ident.person if ident else None
-    if person is None:
-        ident = _identity(session, IdentityKind.LTI_SUB, launcher.issuer, launcher.sub)
-        person = ident.person if ident else None
+        wanted.append((IdentityKind.CANVAS_USER_ID, launcher.platform_instance, launcher.canvas_user_id))
+    rows = session.execute(
+        select(PersonIdentity.kind, Person)
+        .join(Person, Person.id == PersonIdentity.person_id)
+        .where(
+            or_(
+                *(
+                    and_(PersonIdentity.kind == kind, PersonIdentity.scope == scope, PersonIdentity.value == value)
+                    for kind, scope, value in wanted
+                )
+            )
+        )
+    ).all()
+    found = {row.kind: row.Person for row in rows}
+    person = found.get(IdentityKind.CANVAS_USER_ID) or found.get(IdentityKind.LTI_SUB)
     if person is None and launcher.email:
         candidates = list(
             session.scalars(select(Person).where(func.lower(Person.email) == launcher.email.strip().lower()).limit(2))
         )
         person = candidates[0] if len(candidates) == 1 else None
     if person is not None:
-        _remember(session, person, IdentityKind.LTI_SUB, launcher.issuer, launcher.sub)
-        if launcher.canvas_user_id:
-            _remember(session, person, IdentityKind.CANVAS_USER_ID, launcher.platform_instance, launcher.canvas_user_id)
+        for kind, scope, value in wanted:
+            if kind not in found:
+                _remember(session, person, kind, scope, value)
     return person
 
 
 def _remember(session: Session, person: Person, kind: IdentityKind, scope: str, value: str) -> None:
-    existing = _identity(session, kind, scope, value)
-    if existing is not None:
-        return
     try:
         with session.begin_nested():
             session.add(PersonIdentity(person_id=person.id, kind=kind, scope=scope, value=value))
@@ -183,21 +187,24 @@ def resolve_access(session: Session, launcher: Launcher) -> Access:
         return Access(course_link=None, course_owner=owner, person=None)
     person = match_person(session, launcher)
     roles, orgs = programme_roles(session, person, link) if person is not None else ([], [])
-    access = Access(course_link=link, course_owner=owner, person=person, roles=roles, organisation_ids=orgs)
+    access = Access(course_link=link, course_owner=owner, person=person, roles=roles, organisations=orgs)
     if not access.known:
         record_unlicensed(session, link, launcher)
     return access
 
 
-def programme_roles(session: Session, person: Person, link: CourseLink) -> tuple[list[ProgrammeRoleKind], list[int]]:
+def programme_roles(
+    session: Session, person: Person, link: CourseLink
+) -> tuple[list[ProgrammeRoleKind], list[Organisation]]:
     """The roles ``person`` holds in the programme of ``link`` (in a stable order) and their organisations."""
-    rows: Sequence[ProgrammeRole] = session.scalars(
-        select(ProgrammeRole).where(
-            ProgrammeRole.person_id == person.id, ProgrammeRole.programme_id == link.programme_id
-        )
+    rows = session.execute(
+        select(ProgrammeRole.role, Organisation)
+        .join(Organisation, Organisation.id == ProgrammeRole.organisation_id)
+        .where(ProgrammeRole.person_id == person.id, ProgrammeRole.programme_id == link.programme_id)
     ).all()
     order = list(ProgrammeRoleKind)
-    return sorted({r.role for r in rows}, key=order.index), sorted({r.organisation_id for r in rows})
+    organisations = {row.Organisation.id: row.Organisation for row in rows}
+    return sorted({row.role for row in rows}, key=order.index), [organisations[k] for k in sorted(organisations)]
 
 
 def record_unlicensed(session: Session, link: CourseLink, launcher: Launcher) -> None:

@@ -1,8 +1,8 @@
 """Short-lived LTI state shared by every web process: logins in flight (state + nonce) and launch records.
 
 Two stores with one contract: the database (default) and Redis (when REDIS_URL is set). Consuming a login is
-atomic in both — a DELETE ... RETURNING, or a Lua script in Redis — so a replayed id_token, even raced from
-several processes at once, finds its nonce gone.
+atomic in both — a DELETE ... RETURNING, or GETDEL in Redis — so a replayed id_token, even raced from several
+processes at once, finds its state and nonce gone.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class LtiStateStore(Protocol):
 
     def get_login(self, state: str) -> PendingLogin | None: ...
 
-    def consume_login(self, state: str, nonce: str) -> PendingLogin | None: ...
+    def take_login(self, state: str) -> PendingLogin | None: ...
 
     def save_launch(self, launch_id: str, data: dict[str, Any], ttl_seconds: int) -> None: ...
 
@@ -58,10 +58,11 @@ class DatabaseStateStore:
             return None
         return _pending(row)
 
-    def consume_login(self, state: str, nonce: str) -> PendingLogin | None:
+    def take_login(self, state: str) -> PendingLogin | None:
+        """Remove and return the login; a refused launch rolls back with the request and the login stays."""
         stmt = (
             delete(LoginState)
-            .where(LoginState.state == state, LoginState.nonce == nonce, LoginState.expires_at > utcnow())
+            .where(LoginState.state == state, LoginState.expires_at > utcnow())
             .returning(
                 LoginState.state,
                 LoginState.nonce,
@@ -103,16 +104,6 @@ def _pending(row: LoginState) -> PendingLogin:
     )
 
 
-_CONSUME_SCRIPT = """
-local raw = redis.call('GET', KEYS[1])
-if not raw then return nil end
-local login = cjson.decode(raw)
-if login['nonce'] ~= ARGV[1] then return nil end
-redis.call('DEL', KEYS[1])
-return raw
-"""
-
-
 class RedisStateStore:
     """State in Redis; expiry is Redis's own TTL, so purging is a no-op."""
 
@@ -120,7 +111,6 @@ class RedisStateStore:
 
     def __init__(self, client: Any) -> None:
         self.client = client
-        self._consume = client.register_script(_CONSUME_SCRIPT)
 
     def _login_key(self, state: str) -> str:
         return f"{self.PREFIX}login:{state}"
@@ -141,8 +131,10 @@ class RedisStateStore:
     def get_login(self, state: str) -> PendingLogin | None:
         return self._decode(self.client.get(self._login_key(state)))
 
-    def consume_login(self, state: str, nonce: str) -> PendingLogin | None:
-        return self._decode(self._consume(keys=[self._login_key(state)], args=[nonce]))
+    def take_login(self, state: str) -> PendingLogin | None:
+        """GETDEL: atomic, so of several racing launches one gets the login. Redis has no rollback: a refused
+        launch has used its login up (the user starts again from the course)."""
+        return self._decode(self.client.getdel(self._login_key(state)))
 
     def save_launch(self, launch_id: str, data: dict[str, Any], ttl_seconds: int) -> None:
         self.client.set(f"{self.PREFIX}launch:{launch_id}", json.dumps(data), ex=ttl_seconds)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from kurspakke.models import Deployment, Registration
 
@@ -107,3 +109,74 @@ def frame_origins(session: Session) -> list[str]:
     for row in session.scalars(select(Registration.frame_origins)):
         origins.update(row or [])
     return sorted(origins)
+
+
+@dataclass(frozen=True)
+class RegistrationInfo:
+    """A registration as the hot path needs it, detached from any session."""
+
+    id: int
+    issuer: str
+    client_id: str
+    auth_login_url: str
+    auth_token_url: str
+    auth_audience: str | None
+    key_set_url: str
+    deployment_ids: frozenset[str]
+    issuer_client_ids: frozenset[str]  # every client of this issuer we trust (for aud arrays)
+
+
+def registration_info(session: Session, issuer: str, client_id: str | None) -> RegistrationInfo:
+    """Raises UnknownPlatform."""
+    reg = find_registration(session, issuer, client_id)
+    return RegistrationInfo(
+        id=reg.id,
+        issuer=reg.issuer,
+        client_id=reg.client_id,
+        auth_login_url=reg.auth_login_url,
+        auth_token_url=reg.auth_token_url,
+        auth_audience=reg.auth_audience,
+        key_set_url=reg.key_set_url,
+        deployment_ids=frozenset(d.deployment_id for d in reg.deployments),
+        issuer_client_ids=frozenset(client_ids_of(session, issuer)),
+    )
+
+
+class RegistrationCache:
+    """Per-process cache of registrations for logins and launches, refreshed after ``ttl_seconds``: a platform
+    added with ``kurspakke platform add`` is seen by every web process within that time. Unknown platforms are
+    not cached, so a new registration is seen at once."""
+
+    def __init__(self, session_factory: sessionmaker[Session], ttl_seconds: float) -> None:
+        self._factory = session_factory
+        self._ttl = ttl_seconds
+        self._entries: dict[tuple[str, str | None], tuple[float, RegistrationInfo]] = {}
+        self._by_id: dict[int, RegistrationInfo] = {}
+
+    def invalidate(self) -> None:
+        self._entries.clear()
+        self._by_id.clear()
+
+    def get(self, issuer: str, client_id: str | None) -> RegistrationInfo:
+        """Raises UnknownPlatform."""
+        key = (issuer, client_id)
+        hit = self._entries.get(key)
+        if hit is not None and time.monotonic() - hit[0] < self._ttl:
+            return hit[1]
+        with self._factory() as session:
+            info = registration_info(session, issuer, client_id)
+        self._entries[key] = (time.monotonic(), info)
+        self._by_id[info.id] = info
+        return info
+
+    def by_id(self, registration_id: int) -> RegistrationInfo | None:
+        """The registration a login was made for; None when it has since been deleted."""
+        info = self._by_id.get(registration_id)
+        if info is not None:
+            return self.get(info.issuer, info.client_id)
+        with self._factory() as session:
+            reg = session.get(Registration, registration_id)
+            if reg is None:
+                return None
+            issuer, client_id = reg.issuer, reg.client_id
+        return self.get(issuer, client_id)

@@ -12,11 +12,13 @@ import base64
 import binascii
 import json
 import re
+import secrets
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
+import requests
 from pylti1p3.cookie import CookieService
 from pylti1p3.exception import LtiException
 from pylti1p3.message_launch import MessageLaunch
@@ -25,12 +27,10 @@ from pylti1p3.registration import Registration as LibRegistration
 from pylti1p3.request import Request
 from pylti1p3.session import SessionService
 from pylti1p3.tool_config import ToolConfAbstract
-from sqlalchemy.orm import Session
 
 from course_sync.platform_keys import JWKSCache, PlatformKeyError
-from kurspakke.models import Registration
-from kurspakke.services.lti_state import LtiStateStore, PendingLogin
-from kurspakke.services.platforms import client_ids_of
+from kurspakke.services.lti_state import PendingLogin
+from kurspakke.services.platforms import RegistrationInfo
 from lti_tool.lti.errors import LtiRefusal
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
@@ -71,7 +71,7 @@ class _NoCookies(CookieService):
 class _DatabaseToolConf(ToolConfAbstract[ParamsRequest]):
     """Registrations come from our own table; the login already fixed which one applies."""
 
-    def __init__(self, registration: Registration) -> None:
+    def __init__(self, registration: RegistrationInfo) -> None:
         self._reg = registration
 
     def check_iss_has_one_client(self, iss: str) -> bool:
@@ -99,8 +99,7 @@ class _DatabaseToolConf(ToolConfAbstract[ParamsRequest]):
         return None
 
     def find_deployment_by_params(self, iss: str, deployment_id: str, client_id: str) -> Any:
-        known = {d.deployment_id for d in self._reg.deployments}
-        return deployment_id if deployment_id in known else None
+        return deployment_id if deployment_id in self._reg.deployment_ids else None
 
 
 def _b64url_json(part: str) -> Any:
@@ -124,10 +123,9 @@ class ToolMessageLaunch(MessageLaunch[ParamsRequest, _DatabaseToolConf, SessionS
         params: Mapping[str, str],
         *,
         pending: PendingLogin,
-        registration: Registration,
-        session: Session,
-        store: LtiStateStore,
+        registration: RegistrationInfo,
         jwks: JWKSCache,
+        requests_session: requests.Session,
         launch_url: str,
         leeway: int,
         secure: bool,
@@ -138,11 +136,10 @@ class ToolMessageLaunch(MessageLaunch[ParamsRequest, _DatabaseToolConf, SessionS
             _DatabaseToolConf(registration),
             session_service=SessionService(request),
             cookie_service=_NoCookies(),
+            requests_session=requests_session,  # the library would build a requests.Session per launch
         )
         self._pending = pending
         self._reg = registration
-        self._db = session
-        self._store = store
         self._jwks = jwks
         self._launch_url = launch_url
         self._leeway = leeway
@@ -217,8 +214,7 @@ class ToolMessageLaunch(MessageLaunch[ParamsRequest, _DatabaseToolConf, SessionS
         if not all(isinstance(a, str) for a in audiences):
             raise LtiRefusal("claims_invalid", detail="aud must be strings")
         if len(audiences) > 1:
-            trusted = client_ids_of(self._db, self._reg.issuer)
-            if not set(audiences) <= trusted:
+            if not set(audiences) <= self._reg.issuer_client_ids:
                 raise LtiRefusal("claims_invalid", detail="aud lists an untrusted audience")
             if body.get("azp") != self._reg.client_id:
                 raise LtiRefusal("claims_invalid", detail="azp must name this tool when aud has several entries")
@@ -228,12 +224,11 @@ class ToolMessageLaunch(MessageLaunch[ParamsRequest, _DatabaseToolConf, SessionS
         return self
 
     def validate_nonce(self) -> ToolMessageLaunch:
+        """The login was taken from the store when the launch began (so it cannot be used twice); the token's
+        nonce must be the one that login sent."""
         nonce = self._jwt["body"].get("nonce")
-        state = self._get_request_param("state")
-        if not isinstance(nonce, str) or nonce != self._pending.nonce:
+        if not isinstance(nonce, str) or not secrets.compare_digest(nonce, self._pending.nonce):
             raise LtiRefusal("nonce_invalid", detail="nonce does not belong to this login")
-        if self._store.consume_login(state, nonce) is None:
-            raise LtiRefusal("nonce_invalid", detail="nonce already used")
         return self
 
     def validate_deployment(self) -> ToolMessageLaunch:
@@ -270,7 +265,3 @@ class ToolMessageLaunch(MessageLaunch[ParamsRequest, _DatabaseToolConf, SessionS
     @property
     def claims(self) -> dict[str, Any]:
         return dict(self._jwt["body"])
-
-    @property
-    def registration_row(self) -> Registration:
-        return self._reg

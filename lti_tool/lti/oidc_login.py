@@ -14,11 +14,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import urlencode
 
-from sqlalchemy.orm import Session
-
-from kurspakke.models import Registration, utcnow
+from kurspakke.models import utcnow
 from kurspakke.services.lti_state import LtiStateStore, PendingLogin
-from kurspakke.services.platforms import UnknownPlatform, find_registration, origin_of
+from kurspakke.services.platforms import RegistrationCache, RegistrationInfo, UnknownPlatform, origin_of
 from lti_tool.lti.errors import LtiRefusal
 from lti_tool.lti.message_launch import is_our_launch_url
 
@@ -48,7 +46,12 @@ def _param(params: Mapping[str, str], key: str, *, required: bool) -> str | None
 
 
 def start_login(
-    params: Mapping[str, str], *, session: Session, store: LtiStateStore, launch_url: str, ttl_seconds: int
+    params: Mapping[str, str],
+    *,
+    registrations: RegistrationCache,
+    store: LtiStateStore,
+    launch_url: str,
+    ttl_seconds: int,
 ) -> LoginRedirect:
     """Validate a login initiation and record the state. Raises LtiRefusal on any bad input (nothing stored)."""
     iss = _param(params, "iss", required=True)
@@ -62,10 +65,10 @@ def start_login(
     if storage_target is not None and not _STORAGE_TARGET.match(storage_target):
         raise LtiRefusal("bad_request", detail="lti_storage_target")
     try:
-        registration: Registration = find_registration(session, iss, client_id)
+        registration: RegistrationInfo = registrations.get(iss, client_id)
     except UnknownPlatform as exc:
         raise LtiRefusal("unknown_platform", detail=str(exc)) from exc
-    if deployment_id is not None and deployment_id not in {d.deployment_id for d in registration.deployments}:
+    if deployment_id is not None and deployment_id not in registration.deployment_ids:
         raise LtiRefusal("deployment_unknown", detail="lti_deployment_id")
     if not is_our_launch_url(target, launch_url):
         raise LtiRefusal("bad_target", detail="target_link_uri")

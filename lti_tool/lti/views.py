@@ -10,14 +10,12 @@ from typing import Any
 import jwt
 from flask import Blueprint, abort, jsonify, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
-from kurspakke.models import Registration
+from kurspakke.services.platforms import RegistrationInfo
 from lti_tool.lti.errors import LtiRefusal
 from lti_tool.lti.message_launch import CLAIM, ToolMessageLaunch
 from lti_tool.lti.oidc_login import STATE_COOKIE_PREFIX, start_login
-from lti_tool.services import db, services, state_store
+from lti_tool.services import commit, services, state_store
 from lti_tool.views.context import current_launch, land, start_launch
 
 bp = Blueprint("lti", __name__, url_prefix="/lti")
@@ -36,7 +34,7 @@ def login() -> ResponseReturnValue:
         store.purge_expired()
     result = start_login(
         params.to_dict(),
-        session=db(),
+        registrations=svc.registrations,
         store=store,
         launch_url=svc.launch_url,
         ttl_seconds=svc.settings.login_state_ttl_seconds,
@@ -79,31 +77,27 @@ def launch() -> ResponseReturnValue:
         raise LtiRefusal("token_too_large", status=413, detail="id_token")
     if not state or len(state) > 128:
         raise LtiRefusal("state_invalid", detail="state missing")
-    store = state_store()
-    pending = store.get_login(state)
-    if pending is None:
-        raise LtiRefusal("state_invalid", detail="unknown or expired state")
     cookie_ok = secrets.compare_digest(request.cookies.get(STATE_COOKIE_PREFIX + state, ""), state)
+    pending = state_store().take_login(state)  # one launch per login, even when raced
+    if pending is None:
+        raise LtiRefusal("state_invalid", detail="unknown, used or expired state")
     if not cookie_ok and not pending.storage_target:
         raise LtiRefusal("state_invalid", detail="state cookie missing or different")
-    session = db()
-    registration = session.scalars(
-        select(Registration)
-        .where(Registration.id == pending.registration_id)
-        .options(selectinload(Registration.deployments))
-    ).one()
+    registration = svc.registrations.by_id(pending.registration_id)
+    if registration is None:
+        raise LtiRefusal("unknown_platform", detail="registration removed since the login")
     message = ToolMessageLaunch(
         form.to_dict(),
         pending=pending,
         registration=registration,
-        session=session,
-        store=store,
         jwks=svc.jwks,
+        requests_session=svc.http,
         launch_url=svc.launch_url,
         leeway=svc.settings.jwt_leeway_seconds,
         secure=request.is_secure,
     ).validate()
     ctx = start_launch(message.claims, registration)
+    commit()  # release the write lock before rendering (SQLite queues writers on it)
     response = make_response(land(ctx))
     response.delete_cookie(STATE_COOKIE_PREFIX + state, path="/lti/", secure=True, samesite="None", partitioned=True)
     if not cookie_ok:
@@ -121,7 +115,7 @@ def launch() -> ResponseReturnValue:
     return response
 
 
-def registration_origin(registration: Registration) -> str:
+def registration_origin(registration: RegistrationInfo) -> str:
     from kurspakke.services.platforms import origin_of
 
     return origin_of(registration.auth_login_url)

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from flask import g, render_template, request, url_for
 
-from kurspakke.models import CourseLink, Person, ProgrammeRoleKind, Registration
+from kurspakke.models import CourseLink, Person, ProgrammeRoleKind
 from kurspakke.programmes import Programme
 from kurspakke.services.access import (
     Access,
@@ -21,6 +21,7 @@ from kurspakke.services.access import (
     programme_roles,
     resolve_access,
 )
+from kurspakke.services.platforms import RegistrationInfo
 from lti_tool.i18n import pick_locale
 from lti_tool.i18n_marker import N_
 from lti_tool.lti.errors import LtiRefusal
@@ -93,7 +94,7 @@ def _http_url(value: Any) -> str | None:
     return value if urlsplit(value).scheme in {"http", "https"} else None
 
 
-def start_launch(claims: dict[str, Any], registration: Registration) -> LaunchContext:
+def start_launch(claims: dict[str, Any], registration: RegistrationInfo) -> LaunchContext:
     """Record what later requests of this launch need (no name or e-mail) and resolve the launcher's access."""
     context = claims.get(CLAIM + "context") or {}
     custom = claims.get(CLAIM + "custom") or {}
@@ -120,6 +121,8 @@ def start_launch(claims: dict[str, Any], registration: Registration) -> LaunchCo
     )
     session = db()
     access = resolve_access(session, launcher)
+    if claims[CLAIM + "message_type"] == "LtiDeepLinkingRequest" and not access.course_owner:
+        raise LtiRefusal("forbidden", status=403)  # only course owners place links
     view = custom.get("kurspakke_view") if isinstance(custom, dict) else None
     nrps: dict[str, Any] = claims[NRPS] if isinstance(claims.get(NRPS), dict) else {}
     data: dict[str, Any] = {
@@ -177,7 +180,7 @@ def current_launch() -> LaunchContext:
     person = session.get(Person, data["person_id"]) if data.get("person_id") else None
     access = Access(course_link=link, course_owner=is_course_owner_role(data.get("roles", [])), person=person)
     if link is not None and person is not None:
-        access.roles, access.organisation_ids = programme_roles(session, person, link)
+        access.roles, access.organisations = programme_roles(session, person, link)
     return _context(launch_id, token, data, access)
 
 

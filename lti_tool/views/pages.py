@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 from flask import render_template
-from sqlalchemy import select
 
-from kurspakke.models import Organisation
 from kurspakke.services.access import unlicensed_users
 from lti_tool.services import db
 from lti_tool.views.context import VIEW_TITLES, LaunchContext
-
-
-def _organisations(ctx: LaunchContext) -> list[Organisation]:
-    if not ctx.access.organisation_ids:
-        return []
-    return list(db().scalars(select(Organisation).where(Organisation.id.in_(ctx.access.organisation_ids))))
 
 
 def render_view(ctx: LaunchContext, view: str) -> str:
@@ -22,4 +14,4 @@ def render_view(ctx: LaunchContext, view: str) -> str:
     if view == "owner":
         assert ctx.course_link is not None
         return render_template("views/owner.html", unlicensed=unlicensed_users(db(), ctx.course_link), **common)
-    return render_template(f"views/{view}.html", organisations=_organisations(ctx), **common)
+    return render_template(f"views/{view}.html", organisations=ctx.access.organisations, **common)

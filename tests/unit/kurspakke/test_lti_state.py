@@ -78,6 +78,17 @@ def store_factory(request, session_factory):
     return make
 
 
+def test_a_refused_launch_keeps_the_login_in_the_database(session_factory, registration_id):
+    login = pending(registration_id)
+    with transaction(session_factory) as s:
+        DatabaseStateStore(s).save_login(login)
+    with session_factory() as s:
+        assert DatabaseStateStore(s).take_login(login.state) == login
+        s.rollback()  # the request was refused
+    with session_factory() as s:
+        assert DatabaseStateStore(s).get_login(login.state) == login
+
+
 def test_a_login_is_consumed_once(store_factory, registration_id):
     login = pending(registration_id)
     store, commit, _ = store_factory()
@@ -85,11 +96,11 @@ def test_a_login_is_consumed_once(store_factory, registration_id):
     commit()
     store, commit, _ = store_factory()
     assert store.get_login(login.state) == login
-    assert store.consume_login(login.state, "wrong-nonce") is None
-    assert store.consume_login(login.state, login.nonce) == login
+    assert store.take_login("some-other-state") is None
+    assert store.take_login(login.state) == login
     commit()
     store, commit, _ = store_factory()
-    assert store.consume_login(login.state, login.nonce) is None
+    assert store.take_login(login.state) is None
     assert store.get_login(login.state) is None
     commit()
 
@@ -104,7 +115,7 @@ def test_an_expired_login_is_gone(store_factory, registration_id):
         time.sleep(0.05)
     store, commit, _ = store_factory()
     assert store.get_login(login.state) is None
-    assert store.consume_login(login.state, login.nonce) is None
+    assert store.take_login(login.state) is None
     if isinstance(store, DatabaseStateStore):
         assert store.purge_expired() == 1
         assert store.purge_expired() == 0
@@ -123,7 +134,7 @@ def test_concurrent_consumers_get_the_login_exactly_once(store_factory, registra
         store, commit, rollback = store_factory()
         barrier.wait()
         try:
-            got = store.consume_login(login.state, login.nonce)
+            got = store.take_login(login.state)
             commit()
             wins.append(got is not None)
         except Exception:
