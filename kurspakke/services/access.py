@@ -135,18 +135,26 @@ def link_course(
     return link
 
 
-def match_person(session: Session, launcher: Launcher) -> Person | None:
-    """Canvas user id recorded at provisioning, else the LTI sub from an earlier launch, else a unique e-mail.
+def match_person(
+    session: Session, launcher: Launcher, programme_id: str
+) -> tuple[Person | None, list[ProgrammeRoleKind], list[Organisation]]:
+    """The person launching, with their roles and organisations in ``programme_id``.
 
-    One query looks up both identities. On a match, the identities this launch carries are recorded so the next
-    launch matches directly. An e-mail shared by several people matches no one (never guessed).
+    Canvas user id recorded at provisioning, else the LTI sub from an earlier launch, else a unique e-mail. The
+    usual case is one query: both identities, the person, and their roles joined. On a match, the identities this
+    launch carries are recorded so the next launch matches directly. An e-mail shared by several people matches
+    no one (never guessed).
     """
     wanted = [(IdentityKind.LTI_SUB, launcher.issuer, launcher.sub)]
     if launcher.canvas_user_id:
         wanted.append((IdentityKind.CANVAS_USER_ID, launcher.platform_instance, launcher.canvas_user_id))
     rows = session.execute(
-        select(PersonIdentity.kind, Person)
+        select(PersonIdentity.kind, Person, ProgrammeRole.role, Organisation)
         .join(Person, Person.id == PersonIdentity.person_id)
+        .outerjoin(
+            ProgrammeRole, and_(ProgrammeRole.person_id == Person.id, ProgrammeRole.programme_id == programme_id)
+        )
+        .outerjoin(Organisation, Organisation.id == ProgrammeRole.organisation_id)
         .where(
             or_(
                 *(
@@ -163,11 +171,15 @@ def match_person(session: Session, launcher: Launcher) -> Person | None:
             session.scalars(select(Person).where(func.lower(Person.email) == launcher.email.strip().lower()).limit(2))
         )
         person = candidates[0] if len(candidates) == 1 else None
-    if person is not None:
-        for kind, scope, value in wanted:
-            if kind not in found:
-                _remember(session, person, kind, scope, value)
-    return person
+    if person is None:
+        return None, [], []
+    for kind, scope, value in wanted:
+        if kind not in found:
+            _remember(session, person, kind, scope, value)
+    mine = [row for row in rows if row.Person.id == person.id]
+    if not mine:  # matched by e-mail
+        return (person, *programme_roles(session, person, programme_id))
+    return (person, *_roles_and_organisations((row.role, row.Organisation) for row in mine if row.role is not None))
 
 
 def _remember(session: Session, person: Person, kind: IdentityKind, scope: str, value: str) -> None:
@@ -185,8 +197,7 @@ def resolve_access(session: Session, launcher: Launcher) -> Access:
     owner = is_course_owner_role(launcher.roles)
     if link is None:
         return Access(course_link=None, course_owner=owner, person=None)
-    person = match_person(session, launcher)
-    roles, orgs = programme_roles(session, person, link) if person is not None else ([], [])
+    person, roles, orgs = match_person(session, launcher, link.programme_id)
     access = Access(course_link=link, course_owner=owner, person=person, roles=roles, organisations=orgs)
     if not access.known:
         record_unlicensed(session, link, launcher)
@@ -194,17 +205,27 @@ def resolve_access(session: Session, launcher: Launcher) -> Access:
 
 
 def programme_roles(
-    session: Session, person: Person, link: CourseLink
+    session: Session, person: Person, programme_id: str
 ) -> tuple[list[ProgrammeRoleKind], list[Organisation]]:
-    """The roles ``person`` holds in the programme of ``link`` (in a stable order) and their organisations."""
+    """The roles ``person`` holds in the programme (in a stable order) and their organisations."""
     rows = session.execute(
         select(ProgrammeRole.role, Organisation)
         .join(Organisation, Organisation.id == ProgrammeRole.organisation_id)
-        .where(ProgrammeRole.person_id == person.id, ProgrammeRole.programme_id == link.programme_id)
+        .where(ProgrammeRole.person_id == person.id, ProgrammeRole.programme_id == programme_id)
     ).all()
+    return _roles_and_organisations((row.role, row.Organisation) for row in rows)
+
+
+def _roles_and_organisations(
+    pairs: Iterable[tuple[ProgrammeRoleKind, Organisation]],
+) -> tuple[list[ProgrammeRoleKind], list[Organisation]]:
+    roles: set[ProgrammeRoleKind] = set()
+    organisations: dict[int, Organisation] = {}
+    for role, organisation in pairs:
+        roles.add(role)
+        organisations[organisation.id] = organisation
     order = list(ProgrammeRoleKind)
-    organisations = {row.Organisation.id: row.Organisation for row in rows}
-    return sorted({row.role for row in rows}, key=order.index), [organisations[k] for k in sorted(organisations)]
+    return sorted(roles, key=order.index), [organisations[k] for k in sorted(organisations)]
 
 
 def record_unlicensed(session: Session, link: CourseLink, launcher: Launcher) -> None:

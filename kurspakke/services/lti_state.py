@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import CursorResult, delete, select
+from sqlalchemy import CursorResult, delete, insert, select
 from sqlalchemy.orm import Session
 
 from kurspakke.models import LaunchRecord, LoginState, utcnow
@@ -78,8 +78,12 @@ class DatabaseStateStore:
         return PendingLogin(*row)
 
     def save_launch(self, launch_id: str, data: dict[str, Any], ttl_seconds: int) -> None:
-        self.session.add(LaunchRecord(id=launch_id, data=data, expires_at=utcnow() + timedelta(seconds=ttl_seconds)))
-        self.session.flush()
+        # A Core insert: the ORM's unit of work costs more than the statement for this write-once row.
+        self.session.execute(
+            insert(LaunchRecord).values(
+                id=launch_id, data=data, expires_at=utcnow() + timedelta(seconds=ttl_seconds), created_at=utcnow()
+            )
+        )
 
     def get_launch(self, launch_id: str) -> dict[str, Any] | None:
         row = self.session.scalars(

@@ -180,7 +180,7 @@ def current_launch() -> LaunchContext:
     person = session.get(Person, data["person_id"]) if data.get("person_id") else None
     access = Access(course_link=link, course_owner=is_course_owner_role(data.get("roles", [])), person=person)
     if link is not None and person is not None:
-        access.roles, access.organisations = programme_roles(session, person, link)
+        access.roles, access.organisations = programme_roles(session, person, link.programme_id)
     return _context(launch_id, token, data, access)
 
 
