@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -88,9 +89,9 @@ class LateApp:
             self.seen.append(seen)
         return [body]
 
-    def requests(self, method: str, path: str) -> list[SeenRequest]:
+    def requests(self, method: str, path: str | None = None) -> list[SeenRequest]:
         with self.lock:
-            return [r for r in self.seen if r.method == method and r.path == path]
+            return [r for r in self.seen if r.method == method and path in (None, r.path)]
 
     def clear(self) -> None:
         with self.lock:
@@ -106,78 +107,87 @@ class LiveStack:
     tool_recorder: LateApp = field(repr=False)
 
 
-def _serve(app: LateApp) -> tuple[BaseWSGIServer, threading.Thread]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+def _start(server: BaseWSGIServer, stack: ExitStack) -> None:
     thread = threading.Thread(target=server.serve_forever, name=f"e2e-server-{server.port}", daemon=True)
-    return server, thread
+    thread.start()
+
+    def stop() -> None:
+        server.shutdown()
+        thread.join(timeout=5)
+
+    stack.callback(stop)
+
+
+def _load_demo_data(database_url: str, sim_config: SimConfig) -> None:
+    """What `kurspakke demo` does: schema, a signing key, the simulator registered, its course and people."""
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine)
+        platform = DemoPlatform(
+            issuer=sim_config.effective_issuer,
+            client_id=sim_config.client_id,
+            deployment_id=sim_config.deployment_id,
+            auth_login_url=sim_config.base + "/api/lti/authorize_redirect",
+            auth_token_url=sim_config.base + "/login/oauth2/token",
+            key_set_url=sim_config.base + "/api/lti/security/jwks",
+            frame_origin=sim_config.base,
+            platform_instance=sim_config.platform_guid,
+            context_id=sim_config.context_id,
+            canvas_course_id=str(sim_config.course_id),
+            course_title=sim_config.course_title,
+        )
+        users = [DemoUser(u.key, u.name, u.email, u.canvas_user_id, u.sub) for u in DEMO_USERS]
+        with transaction(make_session_factory(engine)) as session:
+            ensure_key(session, Encryptor(secret_key=SECRET))
+            load_demo(session, platform, users)
+    finally:
+        engine.dispose()
 
 
 @pytest.fixture(scope="session")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     sim_wsgi, tool_wsgi = LateApp(), LateApp()
-    sim_server, sim_thread = _serve(sim_wsgi)
-    tool_server, tool_thread = _serve(tool_wsgi)
-    sim_url = f"http://localhost:{sim_server.port}"  # another site than the tool, as Canvas is
-    tool_url = f"http://127.0.0.1:{tool_server.port}"
+    with ExitStack() as stack:
+        # Bound first (port 0: the OS picks free ports), because each app must know the other's URL.
+        sim_server = make_server("127.0.0.1", 0, sim_wsgi, threaded=True)
+        stack.callback(sim_server.server_close)
+        tool_server = make_server("127.0.0.1", 0, tool_wsgi, threaded=True)
+        stack.callback(tool_server.server_close)
+        sim_url = f"http://localhost:{sim_server.port}"  # another site than the tool, as Canvas is
+        tool_url = f"http://127.0.0.1:{tool_server.port}"
 
-    sim_config = SimConfig(
-        base_url=sim_url,
-        tool_login_url=tool_url + "/lti/login",
-        tool_launch_url=tool_url + "/lti/launch",
-        tool_jwks_url=tool_url + "/lti/jwks",
-    )
-    assert sim_config.storage_target == "_parent"
-    sim = SimPlatform(sim_config)
-    sim_wsgi.app = create_sim_app(sim_config, sim)
+        sim_config = SimConfig(
+            base_url=sim_url,
+            tool_login_url=tool_url + "/lti/login",
+            tool_launch_url=tool_url + "/lti/launch",
+            tool_jwks_url=tool_url + "/lti/jwks",
+        )
+        assert sim_config.storage_target == "_parent"  # the simulator offers LTI Platform Storage
+        sim = SimPlatform(sim_config)
+        sim_wsgi.app = create_sim_app(sim_config, sim)
 
-    tmp = tmp_path_factory.mktemp("e2e")
-    database_url = f"sqlite:///{tmp / 'kurspakke.sqlite3'}"
-    engine = make_engine(database_url)
-    upgrade(engine)
-    platform = DemoPlatform(
-        issuer=sim_config.effective_issuer,
-        client_id=sim_config.client_id,
-        deployment_id=sim_config.deployment_id,
-        auth_login_url=sim_url + "/api/lti/authorize_redirect",
-        auth_token_url=sim_url + "/login/oauth2/token",
-        key_set_url=sim_url + "/api/lti/security/jwks",
-        frame_origin=sim_url,
-        platform_instance=sim_config.platform_guid,
-        context_id=sim_config.context_id,
-        canvas_course_id=str(sim_config.course_id),
-        course_title=sim_config.course_title,
-    )
-    users = [DemoUser(u.key, u.name, u.email, u.canvas_user_id, u.sub) for u in DEMO_USERS]
-    with transaction(make_session_factory(engine)) as session:
-        ensure_key(session, Encryptor(secret_key=SECRET))
-        load_demo(session, platform, users)
-    engine.dispose()
+        tmp = tmp_path_factory.mktemp("e2e")
+        database_url = f"sqlite:///{tmp / 'kurspakke.sqlite3'}"
+        _load_demo_data(database_url, sim_config)
+        tool_app = create_app(
+            {
+                "settings": {
+                    "env": "test",
+                    "database_url": database_url,
+                    "base_url": tool_url,
+                    "instance_path": tmp / "instance",
+                    "secret_key": SECRET,
+                    "log_json": False,
+                },
+                "environ": {},
+            }
+        )
+        stack.callback(tool_app.extensions["kurspakke"].engine.dispose)
+        tool_wsgi.app = tool_app
 
-    tool_app = create_app(
-        {
-            "settings": {
-                "env": "test",
-                "database_url": database_url,
-                "base_url": tool_url,
-                "instance_path": tmp / "instance",
-                "secret_key": SECRET,
-                "log_json": False,
-            },
-            "environ": {},
-        }
-    )
-    tool_wsgi.app = tool_app
-
-    sim_thread.start()
-    tool_thread.start()
-    try:
+        _start(sim_server, stack)
+        _start(tool_server, stack)
         yield LiveStack(sim_url=sim_url, tool_url=tool_url, sim=sim, tool_app=tool_app, tool_recorder=tool_wsgi)
-    finally:
-        for server, thread in ((tool_server, tool_thread), (sim_server, sim_thread)):
-            server.shutdown()
-            server.server_close()
-            thread.join(timeout=5)
-        tool_app.extensions["kurspakke"].engine.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.e2e
 
 STATE_COOKIE_PREFIX = "kp_state_"
 WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+TOOL_FRAME = "iframe[name='tool_frame']"
 ROLES = [
     ("deltaker", "Start som deltaker", "Min fremdrift"),
     ("mentor", "Start som mentor", "Mentoroversikt"),
@@ -25,11 +26,8 @@ ROLES = [
 ]
 
 
-TOOL_FRAME = "iframe[name='tool_frame']"
-
-
 def tool_frame(page: Page) -> Frame:
-    """The tool's frame as it is now (the frame changes process, and may change object, as it goes cross-site)."""
+    """The tool's frame, looked up afresh (the iframe changes process each time it crosses sites)."""
     handle = page.locator(TOOL_FRAME).element_handle()
     frame = handle.content_frame()
     assert frame is not None, "tool_frame has no document"
@@ -81,7 +79,7 @@ def test_each_role_lands_without_wcag_violations(
 
     posts = launch_posts(live)
     assert len(posts) == 1
-    assert any(name.startswith(STATE_COOKIE_PREFIX) for name in posts[0]), "the partitioned state cookie bound it"
+    assert any(name.startswith(STATE_COOKIE_PREFIX) for name in posts[0]), "the state cookie came back with the launch"
 
     violations = run_axe(frame, axe_source)
     if violations:
@@ -129,7 +127,9 @@ def test_launch_without_cookies_goes_through_platform_storage(
     # Without the cookie the launch answered with the storage check, which read the state back from the
     # simulator and only then opened the view.
     assert b'data-storage-mode="check"' in posts[0].body
-    assert len(live.tool_recorder.requests("GET", "/app/participant")) == 1
+    opened = [r for r in live.tool_recorder.requests("GET") if r.path.startswith("/app/")]
+    assert len(opened) == 1, opened
+    assert "lt=" in opened[0].query
 
 
 def test_reload_after_landing_shows_the_same_page(page: Page, live: LiveStack) -> None:
