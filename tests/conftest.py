@@ -77,6 +77,8 @@ def _truncate(engine: Engine) -> None:
     tables = [t for t in inspect(engine).get_table_names() if t != "alembic_version"]
     if tables:
         with engine.begin() as conn:
+            # A connection a test left open would make TRUNCATE wait for ever; fail loudly instead.
+            conn.execute(text("SET LOCAL lock_timeout = '10s'"))
             conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
 
 

@@ -6,7 +6,6 @@ from kurspakke.models.lti import (
     Deployment,
     ExpiringValue,
     LaunchRecord,
-    LoginState,
     Registration,
     ToolKey,
 )
@@ -29,7 +28,6 @@ __all__ = [
     "ExpiringValue",
     "IdentityKind",
     "LaunchRecord",
-    "LoginState",
     "Organisation",
     "Person",
     "PersonIdentity",

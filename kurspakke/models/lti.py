@@ -62,19 +62,6 @@ class ToolKey(Base):
     retired_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
-class LoginState(Base):
-    """An OIDC login in flight: the state we sent, the nonce bound to it, and what the launch must match."""
-
-    __tablename__ = "lti_login_state"
-
-    state: Mapped[str] = mapped_column(String(128), primary_key=True)
-    nonce: Mapped[str] = mapped_column(String(128), unique=True)
-    registration_id: Mapped[int] = mapped_column(ForeignKey("lti_registration.id", ondelete="CASCADE"))
-    target_link_uri: Mapped[str] = mapped_column(String(1024))
-    storage_target: Mapped[str | None] = mapped_column(String(255))
-    expires_at: Mapped[datetime] = mapped_column(index=True)
-
-
 class LaunchRecord(Base):
     """What the tool keeps of one launch for later requests: context, roles and service endpoints — no name,
     no e-mail (those live on Person only)."""
@@ -82,6 +69,8 @@ class LaunchRecord(Base):
     __tablename__ = "lti_launch"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The id_token nonce this launch consumed; unique, so a replay cannot record a second launch.
+    nonce: Mapped[str] = mapped_column(String(255), unique=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     expires_at: Mapped[datetime] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -110,4 +99,4 @@ class CanvasInstance(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-__all__ = ["CanvasInstance", "Deployment", "ExpiringValue", "LaunchRecord", "LoginState", "Registration", "ToolKey"]
+__all__ = ["CanvasInstance", "Deployment", "ExpiringValue", "LaunchRecord", "Registration", "ToolKey"]

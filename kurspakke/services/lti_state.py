@@ -1,41 +1,31 @@
-"""Short-lived LTI state shared by every web process: logins in flight (state + nonce) and launch records.
+"""Launch records shared by every web process, and the nonces they consume.
 
-Two stores with one contract: the database (default) and Redis (when REDIS_URL is set). Consuming a login is
-atomic in both — a DELETE ... RETURNING, or GETDEL in Redis — so a replayed id_token, even raced from several
-processes at once, finds its state and nonce gone.
+The login keeps no server state: its state parameter is signed (see lti_tool/lti/oidc_login.py) and carries the
+nonce. A launch consumes that nonce by recording itself: the launch record's nonce is unique, inserted with
+ON CONFLICT DO NOTHING (or SET NX in Redis), so a replayed id_token, even raced from several processes at once,
+finds its nonce taken. Two stores with one contract: the database (default) and Redis (REDIS_URL).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import CursorResult, delete, insert, select
+from sqlalchemy import CursorResult, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from kurspakke.models import LaunchRecord, LoginState, utcnow
+from kurspakke.models import LaunchRecord, utcnow
 
 
-@dataclass(frozen=True)
-class PendingLogin:
-    state: str
-    nonce: str
-    registration_id: int
-    target_link_uri: str
-    storage_target: str | None
-    expires_at: datetime
+class NonceReused(Exception):
+    """This nonce was consumed by an earlier launch: a replay."""
 
 
 class LtiStateStore(Protocol):
-    def save_login(self, login: PendingLogin) -> None: ...
-
-    def get_login(self, state: str) -> PendingLogin | None: ...
-
-    def take_login(self, state: str) -> PendingLogin | None: ...
-
-    def save_launch(self, launch_id: str, data: dict[str, Any], ttl_seconds: int) -> None: ...
+    def record_launch(self, launch_id: str, nonce: str, data: dict[str, Any], ttl_seconds: int) -> None:
+        """Raises NonceReused."""
 
     def get_launch(self, launch_id: str) -> dict[str, Any] | None: ...
 
@@ -43,104 +33,54 @@ class LtiStateStore(Protocol):
 
 
 class DatabaseStateStore:
-    """State in the request's own session: written in the same transaction as everything else of the request."""
+    """Launches in the request's own session: written in the same transaction as everything else of the request,
+    so a refused launch consumes nothing."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def save_login(self, login: PendingLogin) -> None:
-        self.session.add(LoginState(**asdict(login)))
-        self.session.flush()
-
-    def get_login(self, state: str) -> PendingLogin | None:
-        row = self.session.get(LoginState, state)
-        if row is None or row.expires_at <= utcnow():
-            return None
-        return _pending(row)
-
-    def take_login(self, state: str) -> PendingLogin | None:
-        """Remove and return the login; a refused launch rolls back with the request and the login stays."""
-        stmt = (
-            delete(LoginState)
-            .where(LoginState.state == state, LoginState.expires_at > utcnow())
-            .returning(
-                LoginState.state,
-                LoginState.nonce,
-                LoginState.registration_id,
-                LoginState.target_link_uri,
-                LoginState.storage_target,
-                LoginState.expires_at,
-            )
-        )
-        row = self.session.execute(stmt).one_or_none()
-        if row is None:
-            return None
-        return PendingLogin(*row)
-
-    def save_launch(self, launch_id: str, data: dict[str, Any], ttl_seconds: int) -> None:
-        # A Core insert: the ORM's unit of work costs more than the statement for this write-once row.
-        self.session.execute(
-            insert(LaunchRecord).values(
-                id=launch_id, data=data, expires_at=utcnow() + timedelta(seconds=ttl_seconds), created_at=utcnow()
-            )
-        )
+    def record_launch(self, launch_id: str, nonce: str, data: dict[str, Any], ttl_seconds: int) -> None:
+        now = utcnow()
+        values = {
+            "id": launch_id,
+            "nonce": nonce,
+            "data": data,
+            "expires_at": now + timedelta(seconds=ttl_seconds),
+            "created_at": now,
+        }
+        dialect = self.session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        # A Core insert that consumes the nonce in the same statement: no savepoint, no ORM unit of work.
+        stmt = insert(LaunchRecord).values(**values).on_conflict_do_nothing(index_elements=["nonce"])
+        inserted = self.session.execute(stmt.returning(LaunchRecord.id)).first()
+        if inserted is None:
+            raise NonceReused(nonce)
 
     def get_launch(self, launch_id: str) -> dict[str, Any] | None:
-        row = self.session.scalars(
-            select(LaunchRecord).where(LaunchRecord.id == launch_id, LaunchRecord.expires_at > utcnow())
+        data = self.session.scalars(
+            select(LaunchRecord.data).where(LaunchRecord.id == launch_id, LaunchRecord.expires_at > utcnow())
         ).one_or_none()
-        return None if row is None else dict(row.data)
+        return None if data is None else dict(data)
 
     def purge_expired(self) -> int:
-        now = utcnow()
-        purged = 0
-        for model in (LoginState, LaunchRecord):
-            result: CursorResult[Any] = self.session.execute(  # type: ignore[assignment]
-                delete(model).where(model.expires_at <= now)
-            )
-            purged += result.rowcount or 0
-        return purged
-
-
-def _pending(row: LoginState) -> PendingLogin:
-    return PendingLogin(
-        row.state, row.nonce, row.registration_id, row.target_link_uri, row.storage_target, row.expires_at
-    )
+        result: CursorResult[Any] = self.session.execute(  # type: ignore[assignment]
+            delete(LaunchRecord).where(LaunchRecord.expires_at <= utcnow())
+        )
+        return result.rowcount or 0
 
 
 class RedisStateStore:
-    """State in Redis; expiry is Redis's own TTL, so purging is a no-op."""
+    """Launches in Redis; expiry is Redis's own TTL, so purging is a no-op."""
 
     PREFIX = "kurspakke:lti:"
 
     def __init__(self, client: Any) -> None:
         self.client = client
 
-    def _login_key(self, state: str) -> str:
-        return f"{self.PREFIX}login:{state}"
-
-    def save_login(self, login: PendingLogin) -> None:
-        ttl = max(1, int((login.expires_at - utcnow()).total_seconds()))
-        payload = {**asdict(login), "expires_at": login.expires_at.isoformat()}
-        self.client.set(self._login_key(login.state), json.dumps(payload), ex=ttl)
-
-    @staticmethod
-    def _decode(raw: bytes | str | None) -> PendingLogin | None:
-        if raw is None:
-            return None
-        data = json.loads(raw)
-        data["expires_at"] = datetime.fromisoformat(data["expires_at"])
-        return PendingLogin(**data)
-
-    def get_login(self, state: str) -> PendingLogin | None:
-        return self._decode(self.client.get(self._login_key(state)))
-
-    def take_login(self, state: str) -> PendingLogin | None:
-        """GETDEL: atomic, so of several racing launches one gets the login. Redis has no rollback: a refused
-        launch has used its login up (the user starts again from the course)."""
-        return self._decode(self.client.getdel(self._login_key(state)))
-
-    def save_launch(self, launch_id: str, data: dict[str, Any], ttl_seconds: int) -> None:
+    def record_launch(self, launch_id: str, nonce: str, data: dict[str, Any], ttl_seconds: int) -> None:
+        # SET NX is atomic: of several racing launches with one nonce, one wins.
+        if not self.client.set(f"{self.PREFIX}nonce:{nonce}", launch_id, nx=True, ex=ttl_seconds):
+            raise NonceReused(nonce)
         self.client.set(f"{self.PREFIX}launch:{launch_id}", json.dumps(data), ex=ttl_seconds)
 
     def get_launch(self, launch_id: str) -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ import json
 import re
 import secrets
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import jwt
@@ -29,9 +29,11 @@ from pylti1p3.session import SessionService
 from pylti1p3.tool_config import ToolConfAbstract
 
 from course_sync.platform_keys import JWKSCache, PlatformKeyError
-from kurspakke.services.lti_state import PendingLogin
 from kurspakke.services.platforms import RegistrationInfo
 from lti_tool.lti.errors import LtiRefusal
+
+if TYPE_CHECKING:
+    from lti_tool.lti.oidc_login import PendingLogin
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 MESSAGE_TYPE = CLAIM + "message_type"
@@ -224,8 +226,7 @@ class ToolMessageLaunch(MessageLaunch[ParamsRequest, _DatabaseToolConf, SessionS
         return self
 
     def validate_nonce(self) -> ToolMessageLaunch:
-        """The login was taken from the store when the launch began (so it cannot be used twice); the token's
-        nonce must be the one that login sent."""
+        """The token's nonce must be the one this login sent. It is consumed when the launch is recorded."""
         nonce = self._jwt["body"].get("nonce")
         if not isinstance(nonce, str) or not secrets.compare_digest(nonce, self._pending.nonce):
             raise LtiRefusal("nonce_invalid", detail="nonce does not belong to this login")

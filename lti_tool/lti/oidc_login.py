@@ -1,21 +1,24 @@
 """The OIDC third-party-initiated login (step 1 of an LTI launch).
 
 pylti1p3's OIDCLogin keeps state in a cookie or the Flask session and its cookie-check page ships without a
-template; here state and nonce go to the shared state store (database or Redis), so any web process can take the
-launch, and the browser is bound by a Partitioned cookie and, when the platform offers it, LTI Platform Storage.
+template. Here the state parameter is itself signed (itsdangerous, SECRET_KEY) and carries the nonce, the
+registration, the target_link_uri and the storage target, valid for ``login_state_ttl_seconds``: any web process
+on any host can take the launch, and an unauthenticated login request writes nothing anywhere (no table to fill
+by calling /lti/login in a loop). The nonce is consumed when the launch is recorded. The browser is bound to the
+login by a Partitioned cookie and, when the platform offers it, LTI Platform Storage.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from urllib.parse import urlencode
 
-from kurspakke.models import utcnow
-from kurspakke.services.lti_state import LtiStateStore, PendingLogin
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
 from kurspakke.services.platforms import RegistrationCache, RegistrationInfo, UnknownPlatform, origin_of
 from lti_tool.lti.errors import LtiRefusal
 from lti_tool.lti.message_launch import is_our_launch_url
@@ -26,12 +29,52 @@ STATE_COOKIE_PREFIX = "kp_state_"
 
 
 @dataclass(frozen=True)
+class PendingLogin:
+    """What a login promised, read back from its signed state."""
+
+    nonce: str
+    registration_id: int
+    target_link_uri: str
+    storage_target: str | None
+
+
+@dataclass(frozen=True)
 class LoginRedirect:
     auth_url: str
     state: str
     nonce: str
     storage_target: str | None
     platform_origin: str
+
+    @property
+    def binding(self) -> str:
+        return state_binding(self.state)
+
+
+def state_binding(state: str) -> str:
+    """A short name for a state, for the cookie and the platform-storage key that bind it to one browser."""
+    return hashlib.sha256(state.encode()).hexdigest()[:32]
+
+
+class StateSigner:
+    def __init__(self, secret_key: str, ttl_seconds: int) -> None:
+        self._serializer = URLSafeTimedSerializer(secret_key, salt="kurspakke-lti-login-state")
+        self._ttl = ttl_seconds
+
+    def sign(self, login: PendingLogin) -> str:
+        return self._serializer.dumps(
+            [secrets.token_urlsafe(8), login.nonce, login.registration_id, login.target_link_uri, login.storage_target]
+        )
+
+    def read(self, state: str) -> PendingLogin:
+        """Raises LtiRefusal(state_invalid) for a forged, altered or expired state."""
+        try:
+            _salt, nonce, registration_id, target, storage = self._serializer.loads(state, max_age=self._ttl)
+        except SignatureExpired as exc:
+            raise LtiRefusal("state_invalid", detail="state expired") from exc
+        except (BadSignature, ValueError, TypeError) as exc:
+            raise LtiRefusal("state_invalid", detail="state not issued by this tool") from exc
+        return PendingLogin(nonce, registration_id, target, storage)
 
 
 def _param(params: Mapping[str, str], key: str, *, required: bool) -> str | None:
@@ -49,11 +92,10 @@ def start_login(
     params: Mapping[str, str],
     *,
     registrations: RegistrationCache,
-    store: LtiStateStore,
+    signer: StateSigner,
     launch_url: str,
-    ttl_seconds: int,
 ) -> LoginRedirect:
-    """Validate a login initiation and record the state. Raises LtiRefusal on any bad input (nothing stored)."""
+    """Validate a login initiation and sign its state. Raises LtiRefusal on any bad input."""
     iss = _param(params, "iss", required=True)
     login_hint = _param(params, "login_hint", required=True)
     target = _param(params, "target_link_uri", required=True)
@@ -73,18 +115,8 @@ def start_login(
     if not is_our_launch_url(target, launch_url):
         raise LtiRefusal("bad_target", detail="target_link_uri")
 
-    state = secrets.token_urlsafe(32)
     nonce = secrets.token_urlsafe(32)
-    store.save_login(
-        PendingLogin(
-            state=state,
-            nonce=nonce,
-            registration_id=registration.id,
-            target_link_uri=target,
-            storage_target=storage_target,
-            expires_at=utcnow() + timedelta(seconds=ttl_seconds),
-        )
-    )
+    state = signer.sign(PendingLogin(nonce, registration.id, target, storage_target))
     query = {
         "scope": "openid",
         "response_type": "id_token",

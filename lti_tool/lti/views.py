@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import secrets
 import time
 from typing import Any
@@ -11,16 +10,15 @@ import jwt
 from flask import Blueprint, abort, jsonify, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from kurspakke.services.platforms import RegistrationInfo
+from kurspakke.services.platforms import origin_of
 from lti_tool.lti.errors import LtiRefusal
 from lti_tool.lti.message_launch import CLAIM, ToolMessageLaunch
-from lti_tool.lti.oidc_login import STATE_COOKIE_PREFIX, start_login
-from lti_tool.services import commit, services, state_store
+from lti_tool.lti.oidc_login import STATE_COOKIE_PREFIX, StateSigner, start_login, state_binding
+from lti_tool.services import commit, services
 from lti_tool.views.context import current_launch, land, start_launch
 
 bp = Blueprint("lti", __name__, url_prefix="/lti")
 
-PURGE_PROBABILITY = 0.01
 DEEP_LINK_VIEWS = ("participant", "mentor", "licences")
 DL = "https://purl.imsglobal.org/spec/lti-dl/claim/"
 
@@ -29,15 +27,8 @@ DL = "https://purl.imsglobal.org/spec/lti-dl/claim/"
 def login() -> ResponseReturnValue:
     params = request.form if request.method == "POST" else request.args
     svc = services()
-    store = state_store()
-    if random.random() < PURGE_PROBABILITY:
-        store.purge_expired()
     result = start_login(
-        params.to_dict(),
-        registrations=svc.registrations,
-        store=store,
-        launch_url=svc.launch_url,
-        ttl_seconds=svc.settings.login_state_ttl_seconds,
+        params.to_dict(), registrations=svc.registrations, signer=state_signer(), launch_url=svc.launch_url
     )
     if result.storage_target:
         response = make_response(
@@ -46,15 +37,15 @@ def login() -> ResponseReturnValue:
                 auth_url=result.auth_url,
                 storage_target=result.storage_target,
                 platform_origin=result.platform_origin,
-                state=result.state,
+                state=result.binding,
                 nonce=result.nonce,
             )
         )
     else:
         response = make_response(redirect(result.auth_url, code=302))
     response.set_cookie(
-        STATE_COOKIE_PREFIX + result.state,
-        result.state,
+        STATE_COOKIE_PREFIX + result.binding,
+        result.binding,
         max_age=svc.settings.login_state_ttl_seconds,
         path="/lti/",
         secure=True,
@@ -63,6 +54,11 @@ def login() -> ResponseReturnValue:
         partitioned=True,
     )
     return response
+
+
+def state_signer() -> StateSigner:
+    settings = services().settings
+    return StateSigner(settings.secret_key, settings.login_state_ttl_seconds)
 
 
 @bp.post("/launch")
@@ -75,12 +71,11 @@ def launch() -> ResponseReturnValue:
         raise LtiRefusal("missing_parameter", detail="id_token")
     if len(id_token) > svc.settings.max_id_token_bytes:
         raise LtiRefusal("token_too_large", status=413, detail="id_token")
-    if not state or len(state) > 128:
+    if not state or len(state) > 4096:
         raise LtiRefusal("state_invalid", detail="state missing")
-    cookie_ok = secrets.compare_digest(request.cookies.get(STATE_COOKIE_PREFIX + state, ""), state)
-    pending = state_store().take_login(state)  # one launch per login, even when raced
-    if pending is None:
-        raise LtiRefusal("state_invalid", detail="unknown, used or expired state")
+    pending = state_signer().read(state)
+    binding = state_binding(state)
+    cookie_ok = secrets.compare_digest(request.cookies.get(STATE_COOKIE_PREFIX + binding, ""), binding)
     if not cookie_ok and not pending.storage_target:
         raise LtiRefusal("state_invalid", detail="state cookie missing or different")
     registration = svc.registrations.by_id(pending.registration_id)
@@ -96,29 +91,21 @@ def launch() -> ResponseReturnValue:
         leeway=svc.settings.jwt_leeway_seconds,
         secure=request.is_secure,
     ).validate()
-    ctx = start_launch(message.claims, registration)
+    ctx = start_launch(message.claims, registration, nonce=pending.nonce)
     commit()  # release the write lock before rendering (SQLite queues writers on it)
-    response = make_response(land(ctx))
-    response.delete_cookie(STATE_COOKIE_PREFIX + state, path="/lti/", secure=True, samesite="None", partitioned=True)
     if not cookie_ok:
         # Bound through LTI Platform Storage: the page reveals the tool only after the script has read this
-        # state back from the platform's storage in this browser.
-        response = make_response(
-            render_template(
-                "lti/storage_check.html",
-                storage_target=pending.storage_target,
-                platform_origin=registration_origin(registration),
-                state=state,
-                continue_url=url_for("app.home", lt=ctx.token),
-            )
+        # login's binding back from the platform's storage in this browser.
+        return render_template(
+            "lti/storage_check.html",
+            storage_target=pending.storage_target,
+            platform_origin=origin_of(registration.auth_login_url),
+            state=binding,
+            continue_url=url_for("app.home", lt=ctx.token),
         )
+    response = make_response(land(ctx))
+    response.delete_cookie(STATE_COOKIE_PREFIX + binding, path="/lti/", secure=True, samesite="None", partitioned=True)
     return response
-
-
-def registration_origin(registration: RegistrationInfo) -> str:
-    from kurspakke.services.platforms import origin_of
-
-    return origin_of(registration.auth_login_url)
 
 
 @bp.get("/jwks")

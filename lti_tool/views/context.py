@@ -21,6 +21,7 @@ from kurspakke.services.access import (
     programme_roles,
     resolve_access,
 )
+from kurspakke.services.lti_state import NonceReused
 from kurspakke.services.platforms import RegistrationInfo
 from lti_tool.i18n import pick_locale
 from lti_tool.i18n_marker import N_
@@ -94,8 +95,9 @@ def _http_url(value: Any) -> str | None:
     return value if urlsplit(value).scheme in {"http", "https"} else None
 
 
-def start_launch(claims: dict[str, Any], registration: RegistrationInfo) -> LaunchContext:
-    """Record what later requests of this launch need (no name or e-mail) and resolve the launcher's access."""
+def start_launch(claims: dict[str, Any], registration: RegistrationInfo, *, nonce: str) -> LaunchContext:
+    """Record what later requests of this launch need (no name or e-mail), consuming the login's nonce, and
+    resolve the launcher's access. Raises LtiRefusal(nonce_invalid) for a replay."""
     context = claims.get(CLAIM + "context") or {}
     custom = claims.get(CLAIM + "custom") or {}
     platform = claims.get(CLAIM + "tool_platform") or {}
@@ -147,7 +149,10 @@ def start_launch(claims: dict[str, Any], registration: RegistrationInfo) -> Laun
         "deep_linking_settings": dl_settings,
     }
     launch_id = secrets.token_urlsafe(24)
-    state_store().save_launch(launch_id, data, services().settings.launch_token_ttl_seconds)
+    try:
+        state_store().record_launch(launch_id, nonce, data, services().settings.launch_token_ttl_seconds)
+    except NonceReused as exc:
+        raise LtiRefusal("nonce_invalid", detail="nonce already used: a replay") from exc
     return _context(launch_id, make_launch_token(launch_id), data, access)
 
 

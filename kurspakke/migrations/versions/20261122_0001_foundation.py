@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 12:40:29.539784
+Create Date: 2026-11-22 13:09:24.576001
 """
 
 from collections.abc import Sequence
@@ -60,10 +60,12 @@ def upgrade() -> None:
     op.create_table(
         "lti_launch",
         sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("nonce", sa.String(length=255), nullable=False),
         sa.Column("data", sa.JSON(), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_lti_launch")),
+        sa.UniqueConstraint("nonce", name=op.f("uq_lti_launch_nonce")),
     )
     with op.batch_alter_table("lti_launch", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_lti_launch_expires_at"), ["expires_at"], unique=False)
@@ -130,26 +132,6 @@ def upgrade() -> None:
             "registration_id", "deployment_id", name=op.f("uq_lti_deployment_registration_id_deployment_id")
         ),
     )
-    op.create_table(
-        "lti_login_state",
-        sa.Column("state", sa.String(length=128), nullable=False),
-        sa.Column("nonce", sa.String(length=128), nullable=False),
-        sa.Column("registration_id", sa.Integer(), nullable=False),
-        sa.Column("target_link_uri", sa.String(length=1024), nullable=False),
-        sa.Column("storage_target", sa.String(length=255), nullable=True),
-        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["registration_id"],
-            ["lti_registration.id"],
-            name=op.f("fk_lti_login_state_registration_id_lti_registration"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("state", name=op.f("pk_lti_login_state")),
-        sa.UniqueConstraint("nonce", name=op.f("uq_lti_login_state_nonce")),
-    )
-    with op.batch_alter_table("lti_login_state", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_lti_login_state_expires_at"), ["expires_at"], unique=False)
-
     op.create_table(
         "person_identity",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -239,10 +221,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_person_identity_person_id"))
 
     op.drop_table("person_identity")
-    with op.batch_alter_table("lti_login_state", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_lti_login_state_expires_at"))
-
-    op.drop_table("lti_login_state")
     op.drop_table("lti_deployment")
     op.drop_table("tool_key")
     with op.batch_alter_table("person", schema=None) as batch_op:

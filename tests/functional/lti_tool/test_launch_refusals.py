@@ -1,5 +1,5 @@
 """Every bad launch is refused with a clear 4xx page and writes nothing: no launch, no identity, no unlicensed
-row, and the login's state is not consumed."""
+row, and the login's nonce is not consumed."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import time
+from dataclasses import replace
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -15,8 +16,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import func, select
 
 from kurspakke.db import transaction
-from kurspakke.models import LaunchRecord, LoginState, PersonIdentity, ProgrammeRoleKind, UnlicensedLaunch
+from kurspakke.models import LaunchRecord, PersonIdentity, ProgrammeRoleKind, UnlicensedLaunch
 from lti_tool.lti.message_launch import CLAIM
+from lti_tool.lti.oidc_login import state_binding
 from tests.conftest import register_sim
 from tests.support.factories import link_sim_course, person_for
 from tests.support.lti import TOOL, LtiDriver
@@ -41,8 +43,7 @@ def count(db_session, model) -> int:
         db_session.rollback()  # end the read so the app's next write is not kept waiting
 
 
-def assert_refused(resp, db_session, status: int, text: str, *, logins_left: int = 1) -> None:
-    """logins_left: the logins in flight, none of them consumed by the refused launch."""
+def assert_refused(resp, db_session, status: int, text: str) -> None:
     body = resp.get_data(as_text=True)
     assert resp.status_code == status, body[:400]
     assert text in body
@@ -50,7 +51,6 @@ def assert_refused(resp, db_session, status: int, text: str, *, logins_left: int
     assert count(db_session, LaunchRecord) == 0
     assert count(db_session, PersonIdentity) == 0
     assert count(db_session, UnlicensedLaunch) == 0
-    assert count(db_session, LoginState) == logins_left
 
 
 def b64(data: dict) -> str:
@@ -74,7 +74,6 @@ def test_the_happy_path_writes_a_launch(driver, db_session):
     resp = driver.post_launch(driver.crafted(login))
     assert resp.status_code == 200
     assert count(db_session, LaunchRecord) == 1
-    assert count(db_session, LoginState) == 0
 
 
 def test_signature_by_another_key_with_the_same_kid(driver, db_session):
@@ -130,14 +129,14 @@ def test_unknown_iss_at_login(client, sim, db_session):
     params = sim.login_initiation_params("deltaker")
     params["iss"] = "https://unknown.example"
     resp = client.get("/lti/login", query_string=params, base_url=TOOL)
-    assert_refused(resp, db_session, 400, "Denne læringsplattformen er ikke registrert", logins_left=0)
+    assert_refused(resp, db_session, 400, "Denne læringsplattformen er ikke registrert")
 
 
 def test_unknown_client_id_at_login(client, sim, db_session):
     params = sim.login_initiation_params("deltaker")
     params["client_id"] = "999"
     resp = client.get("/lti/login", query_string=params, base_url=TOOL)
-    assert_refused(resp, db_session, 400, "Denne læringsplattformen er ikke registrert", logins_left=0)
+    assert_refused(resp, db_session, 400, "Denne læringsplattformen er ikke registrert")
 
 
 def test_aud_not_ours(driver, db_session):
@@ -210,15 +209,51 @@ def test_nonce_of_another_login(driver, db_session):
     fields = driver.crafted(first)
     # first's id_token (its nonce) presented with second's state and cookie
     resp = driver.post_launch({"id_token": fields["id_token"], "state": second.state})
-    assert_refused(resp, db_session, 400, NONCE, logins_left=2)
+    assert_refused(resp, db_session, 400, NONCE)
 
 
-def test_replayed_id_token(driver, db_session):
-    fields = driver.authorize(driver.login())
+def test_replayed_id_token(driver, db_session, client):
+    login = driver.login()
+    fields = driver.authorize(login)
     assert driver.post_launch(fields).status_code == 200
-    replay = driver.post_launch(fields)
-    assert replay.status_code == 400
-    assert STATE in replay.get_data(as_text=True)
+    replay = driver.post_launch(fields)  # the launch cleared the state cookie
+    assert replay.status_code == 400 and STATE in replay.get_data(as_text=True)
+    binding = state_binding(login.state)
+    client.set_cookie("kp_state_" + binding, binding, domain="kurspakke.test", path="/lti/")
+    replay = driver.post_launch(fields)  # even with the cookie back, the nonce is used up
+    assert replay.status_code == 400 and NONCE in replay.get_data(as_text=True)
+    assert count(db_session, LaunchRecord) == 1
+
+
+def test_a_refused_launch_does_not_use_up_the_login(driver, db_session):
+    login = driver.login()
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    assert driver.post_launch(driver.crafted(login, key=other)).status_code == 400
+    assert driver.post_launch(driver.crafted(login)).status_code == 200  # the genuine token still works
+    assert count(db_session, LaunchRecord) == 1
+
+
+def test_replays_raced_from_many_clients_record_one_launch(app, driver, db_session):
+    import threading
+
+    fields = driver.authorize(driver.login())
+    cookies = {c.key: c.value for c in driver.client._cookies.values()}
+    barrier = threading.Barrier(6)
+    statuses: list[int] = []
+
+    def post() -> None:
+        c = app.test_client()
+        for key, value in cookies.items():
+            c.set_cookie(key, value, domain="kurspakke.test", path="/lti/")
+        barrier.wait()
+        statuses.append(c.post("/lti/launch", data=fields, base_url=TOOL).status_code)
+
+    threads = [threading.Thread(target=post) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(statuses) == [200, 400, 400, 400, 400, 400]
     assert count(db_session, LaunchRecord) == 1
 
 
@@ -232,7 +267,7 @@ def test_state_missing(driver, db_session):
 def test_state_mismatched_with_cookie(driver, db_session, client):
     login = driver.login()
     fields = driver.crafted(login)
-    client.delete_cookie("kp_state_" + login.state, path="/lti/", domain="kurspakke.test")
+    client.delete_cookie("kp_state_" + state_binding(login.state), path="/lti/", domain="kurspakke.test")
     resp = driver.post_launch(fields)
     assert_refused(resp, db_session, 400, STATE)
 
@@ -241,6 +276,22 @@ def test_state_unknown(driver, db_session):
     login = driver.login()
     fields = driver.crafted(login)
     resp = driver.post_launch({**fields, "state": "made-up-state"})
+    assert_refused(resp, db_session, 400, STATE)
+
+
+def test_state_altered(driver, db_session):
+    login = driver.login()
+    fields = driver.crafted(login)
+    tampered = login.state[:-2] + ("AA" if not login.state.endswith("AA") else "BB")
+    resp = driver.post_launch({**fields, "state": tampered})
+    assert_refused(resp, db_session, 400, STATE)
+
+
+def test_state_expired(driver, db_session, app):
+    login = driver.login()
+    fields = driver.crafted(login)
+    app.extensions["kurspakke"].settings = replace(app.extensions["kurspakke"].settings, login_state_ttl_seconds=-1)
+    resp = driver.post_launch(fields)
     assert_refused(resp, db_session, 400, STATE)
 
 
@@ -310,7 +361,7 @@ def test_target_link_uri_differs_from_the_login(driver, db_session):
 def test_target_link_uri_not_ours_at_login(client, sim, db_session):
     params = sim.login_initiation_params("deltaker", target_link_uri="https://evil.example/lti/launch")
     resp = client.get("/lti/login", query_string=params, base_url=TOOL)
-    assert_refused(resp, db_session, 400, TARGET, logins_left=0)
+    assert_refused(resp, db_session, 400, TARGET)
 
 
 @pytest.mark.parametrize("token", ["abc", "a.b", "a.b.c.d", "!!!.###.$$$", "eyJhbGciOiJSUzI1NiJ9..sig", "a.b.c"])
@@ -334,7 +385,7 @@ def test_oversized_id_token_under_the_request_limit(driver, db_session):
 
 def test_missing_login_parameters(client, db_session):
     resp = client.get("/lti/login", query_string={"iss": "https://canvas.sim.test"}, base_url=TOOL)
-    assert_refused(resp, db_session, 400, "mangler en påkrevd verdi", logins_left=0)
+    assert_refused(resp, db_session, 400, "mangler en påkrevd verdi")
 
 
 def test_refusal_in_english_when_the_browser_asks(client, db_session):

@@ -7,7 +7,7 @@ from bs4 import BeautifulSoup
 from sqlalchemy import func, select
 
 from kurspakke.db import transaction
-from kurspakke.models import LaunchRecord, LoginState, ProgrammeRoleKind, UnlicensedLaunch
+from kurspakke.models import LaunchRecord, ProgrammeRoleKind, UnlicensedLaunch
 from tests.support.factories import link_sim_course, person_for
 from tests.support.lti import LtiDriver, launch_token
 
@@ -45,7 +45,6 @@ def test_each_role_lands_on_its_view(driver, linked, db_session, user, heading):
     assert h1(resp) == heading
     assert 'lang="nb"' in resp.get_data(as_text=True)
     assert db_session.scalar(select(func.count()).select_from(LaunchRecord)) == 1
-    assert db_session.scalar(select(func.count()).select_from(LoginState)) == 0  # consumed
 
 
 def test_teaching_assistant_is_not_a_course_owner(driver, app, sim, db_session):
@@ -121,12 +120,10 @@ def test_launch_with_state_in_redis(app_settings, sim, sim_client, encryptor, db
         person_for(s, sim, "deltaker", ProgrammeRoleKind.PARTICIPANT)
     driver = LtiDriver(app.test_client(), sim, sim_client)
     login = driver.login()
-    assert client.exists(f"kurspakke:lti:login:{login.state}")
     fields = driver.authorize(login)
     resp = driver.post_launch(fields)
     assert h1(resp) == "Min fremdrift"
-    assert not client.exists(f"kurspakke:lti:login:{login.state}")
-    assert db_session.scalar(select(func.count()).select_from(LoginState)) == 0
+    assert client.exists(f"kurspakke:lti:nonce:{login.nonce}")  # consumed
     assert db_session.scalar(select(func.count()).select_from(LaunchRecord)) == 0  # in Redis, not the DB
     token = launch_token(resp.get_data(as_text=True))
     assert h1(driver.client.get("/app/participant", query_string={"lt": token})) == "Min fremdrift"

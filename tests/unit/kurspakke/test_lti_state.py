@@ -1,18 +1,17 @@
-"""The state stores keep one contract on the database and on Redis: a login is consumed once, atomically."""
+"""The launch stores keep one contract on the database and on Redis: a nonce records one launch, atomically."""
 
 from __future__ import annotations
 
 import os
 import threading
-import time
 import uuid
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
-from kurspakke.db import transaction
-from kurspakke.models import Registration, utcnow
-from kurspakke.services.lti_state import DatabaseStateStore, PendingLogin, RedisStateStore
+from kurspakke.models import LaunchRecord, utcnow
+from kurspakke.services.lti_state import DatabaseStateStore, NonceReused, RedisStateStore
 
 REDIS_URL = os.environ.get("KURSPAKKE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -36,39 +35,11 @@ def redis_client():
     client.close()
 
 
-@pytest.fixture
-def registration_id(session_factory):
-    with transaction(session_factory) as s:
-        reg = Registration(
-            issuer="https://i",
-            client_id="c",
-            auth_login_url="https://i/a",
-            auth_token_url="https://i/t",
-            key_set_url="https://i/k",
-            frame_origins=[],
-        )
-        s.add(reg)
-        s.flush()
-        return reg.id
-
-
-def pending(registration_id: int, *, ttl: int = 60) -> PendingLogin:
-    return PendingLogin(
-        uuid.uuid4().hex,
-        uuid.uuid4().hex,
-        registration_id,
-        "https://t/lti/launch",
-        None,
-        utcnow() + timedelta(seconds=ttl),
-    )
-
-
 @pytest.fixture(params=["database", "redis"])
-def store_factory(request, session_factory):
-    """A function returning (store, commit) for one unit of work."""
+def unit_of_work(request, session_factory):
+    """A function returning (store, commit, rollback) for one unit of work."""
     if request.param == "redis":
-        client = request.getfixturevalue("redis_client")
-        store = RedisStateStore(client)
+        store = RedisStateStore(request.getfixturevalue("redis_client"))
         return lambda: (store, lambda: None, lambda: None)
 
     def make():
@@ -78,82 +49,73 @@ def store_factory(request, session_factory):
     return make
 
 
-def test_a_refused_launch_keeps_the_login_in_the_database(session_factory, registration_id):
-    login = pending(registration_id)
-    with transaction(session_factory) as s:
-        DatabaseStateStore(s).save_login(login)
+def test_a_nonce_records_one_launch(unit_of_work):
+    nonce = uuid.uuid4().hex
+    store, commit, _ = unit_of_work()
+    store.record_launch("launch-1", nonce, {"roles": ["x"], "sub": "s"}, 60)
+    commit()
+    store, commit, _ = unit_of_work()
+    assert store.get_launch("launch-1") == {"roles": ["x"], "sub": "s"}
+    assert store.get_launch("nope") is None
+    with pytest.raises(NonceReused):
+        store.record_launch("launch-2", nonce, {}, 60)
+    commit()
+    store, commit, _ = unit_of_work()
+    assert store.get_launch("launch-2") is None
+    commit()
+
+
+def test_a_rolled_back_launch_leaves_the_nonce_unused(session_factory):
+    nonce = uuid.uuid4().hex
     with session_factory() as s:
-        assert DatabaseStateStore(s).take_login(login.state) == login
-        s.rollback()  # the request was refused
+        DatabaseStateStore(s).record_launch("a", nonce, {}, 60)
+        s.rollback()  # the request was refused after recording
     with session_factory() as s:
-        assert DatabaseStateStore(s).get_login(login.state) == login
+        DatabaseStateStore(s).record_launch("b", nonce, {}, 60)
+        s.commit()
+        assert DatabaseStateStore(s).get_launch("b") == {}
 
 
-def test_a_login_is_consumed_once(store_factory, registration_id):
-    login = pending(registration_id)
-    store, commit, _ = store_factory()
-    store.save_login(login)
-    commit()
-    store, commit, _ = store_factory()
-    assert store.get_login(login.state) == login
-    assert store.take_login("some-other-state") is None
-    assert store.take_login(login.state) == login
-    commit()
-    store, commit, _ = store_factory()
-    assert store.take_login(login.state) is None
-    assert store.get_login(login.state) is None
-    commit()
-
-
-def test_an_expired_login_is_gone(store_factory, registration_id):
-    login = pending(registration_id, ttl=-1)  # already past its expiry
-    store, commit, _ = store_factory()
-    store.save_login(login)
-    commit()
-    if isinstance(store, RedisStateStore):
-        store.client.pexpire(store._login_key(login.state), 1)  # Redis keeps at least a second; shorten it
-        time.sleep(0.05)
-    store, commit, _ = store_factory()
-    assert store.get_login(login.state) is None
-    assert store.take_login(login.state) is None
-    if isinstance(store, DatabaseStateStore):
+def test_expired_launches_are_gone_and_purged(session_factory):
+    with session_factory() as s:
+        store = DatabaseStateStore(s)
+        store.record_launch("old", "n-old", {}, 60)
+        store.record_launch("new", "n-new", {}, 60)
+        s.execute(update(LaunchRecord).where(LaunchRecord.id == "old").values(expires_at=utcnow() - timedelta(1)))
+        s.commit()
+        assert store.get_launch("old") is None
         assert store.purge_expired() == 1
         assert store.purge_expired() == 0
-    commit()
+        assert store.get_launch("new") == {}
+        s.commit()
 
 
-def test_concurrent_consumers_get_the_login_exactly_once(store_factory, registration_id):
-    login = pending(registration_id)
-    store, commit, _ = store_factory()
-    store.save_login(login)
-    commit()
+def test_redis_launches_expire(redis_client):
+    store = RedisStateStore(redis_client)
+    store.record_launch("l", "n", {"a": 1}, 60)
+    assert 0 < redis_client.ttl(store.PREFIX + "launch:l") <= 60
+    assert 0 < redis_client.ttl(store.PREFIX + "nonce:n") <= 60
+
+
+def test_concurrent_launches_with_one_nonce_record_exactly_one(unit_of_work):
+    nonce = uuid.uuid4().hex
     barrier = threading.Barrier(8)
     wins: list[bool] = []
 
-    def consume() -> None:
-        store, commit, rollback = store_factory()
+    def record(i: int) -> None:
+        store, commit, rollback = unit_of_work()
         barrier.wait()
         try:
-            got = store.take_login(login.state)
+            store.record_launch(f"launch-{i}", nonce, {}, 60)
             commit()
-            wins.append(got is not None)
-        except Exception:
+            wins.append(True)
+        except NonceReused:
             rollback()
             wins.append(False)
 
-    threads = [threading.Thread(target=consume) for _ in range(8)]
+    threads = [threading.Thread(target=record, args=(i,)) for i in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert wins.count(True) == 1
-
-
-def test_launch_records_round_trip(store_factory):
-    store, commit, _ = store_factory()
-    store.save_launch("abc", {"roles": ["x"], "sub": "s"}, 60)
-    commit()
-    store, commit, _ = store_factory()
-    assert store.get_launch("abc") == {"roles": ["x"], "sub": "s"}
-    assert store.get_launch("nope") is None
-    commit()
+    assert wins.count(True) == 1 and len(wins) == 8
