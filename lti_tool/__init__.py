@@ -15,6 +15,7 @@ from course_sync.platform_keys import JWKSCache, http_fetch
 from kurspakke.crypto import Encryptor
 from kurspakke.db import make_engine, make_session_factory
 from kurspakke.programmes import load_programmes
+from kurspakke.services.access import CourseLinkCache
 from kurspakke.services.keys import KeyRing
 from kurspakke.services.platforms import RegistrationCache
 from lti_tool import i18n, logs, security
@@ -58,6 +59,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         ),
         programmes=load_programmes(),
         registrations=RegistrationCache(readonly_factory, settings.registration_cache_seconds),
+        course_links=CourseLinkCache(settings.registration_cache_seconds),
         http=TimeoutSession(settings.http_timeout_seconds),
         redis=redis_client,
     )

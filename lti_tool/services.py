@@ -17,6 +17,7 @@ from course_sync.platform_keys import JWKSCache
 from kurspakke.crypto import Encryptor
 from kurspakke.models import Registration
 from kurspakke.programmes import Programme
+from kurspakke.services.access import CourseLinkCache
 from kurspakke.services.keys import KeyRing
 from kurspakke.services.lti_state import DatabaseStateStore, LtiStateStore, RedisStateStore
 from kurspakke.services.platforms import RegistrationCache, frame_origins, origin_of
@@ -33,6 +34,7 @@ class ToolServices:
     jwks: JWKSCache
     programmes: dict[str, Programme]
     registrations: RegistrationCache
+    course_links: CourseLinkCache
     http: requests.Session
     redis: Any | None = None
     _origins: tuple[float, list[str], list[str]] = field(default=(float("-inf"), [], []))

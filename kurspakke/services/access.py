@@ -7,8 +7,10 @@ the platform's signed roles claim says.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -70,7 +72,7 @@ class Launcher:
 
 @dataclass
 class Access:
-    course_link: CourseLink | None
+    course_link: CourseLinkInfo | CourseLink | None
     course_owner: bool
     person: Person | None
     roles: list[ProgrammeRoleKind] = field(default_factory=list)
@@ -95,6 +97,50 @@ def find_course_link(session: Session, platform_instance: str, context_id: str |
     return session.scalars(
         select(CourseLink).where(CourseLink.platform_instance == platform_instance, CourseLink.context_id == context_id)
     ).one_or_none()
+
+
+@dataclass(frozen=True)
+class CourseLinkInfo:
+    """A course link as launches need it, detached from any session (safe to share between requests)."""
+
+    id: int
+    programme_id: str
+    platform_instance: str
+    context_id: str
+    canvas_course_id: str | None
+    title: str
+    created_at: datetime
+
+
+class CourseLinkCache:
+    """Per-process cache of course links found (never of links missing, so a newly linked course is seen at once
+    by every process). Links are only ever added, so a cached link cannot go stale within ``ttl_seconds``."""
+
+    def __init__(self, ttl_seconds: float) -> None:
+        self._ttl = ttl_seconds
+        self._entries: dict[tuple[str, str], tuple[float, CourseLinkInfo]] = {}
+
+    def get(self, session: Session, platform_instance: str, context_id: str | None) -> CourseLinkInfo | None:
+        if not context_id:
+            return None
+        key = (platform_instance, context_id)
+        hit = self._entries.get(key)
+        if hit is not None and time.monotonic() - hit[0] < self._ttl:
+            return hit[1]
+        row = find_course_link(session, platform_instance, context_id)
+        if row is None:
+            return None
+        info = CourseLinkInfo(
+            row.id,
+            row.programme_id,
+            row.platform_instance,
+            row.context_id,
+            row.canvas_course_id,
+            row.title,
+            row.created_at,
+        )
+        self._entries[key] = (time.monotonic(), info)
+        return info
 
 
 def link_course(
@@ -191,9 +237,12 @@ def _remember(session: Session, person: Person, kind: IdentityKind, scope: str, 
         pass  # recorded by a concurrent launch of the same person
 
 
-def resolve_access(session: Session, launcher: Launcher) -> Access:
+def resolve_access(session: Session, launcher: Launcher, links: CourseLinkCache | None = None) -> Access:
     """Decide what the launcher may do in this course. Flushes (identities, unlicensed list); the caller commits."""
-    link = find_course_link(session, launcher.platform_instance, launcher.context_id)
+    if links is not None:
+        link: CourseLinkInfo | CourseLink | None = links.get(session, launcher.platform_instance, launcher.context_id)
+    else:
+        link = find_course_link(session, launcher.platform_instance, launcher.context_id)
     owner = is_course_owner_role(launcher.roles)
     if link is None:
         return Access(course_link=None, course_owner=owner, person=None)
@@ -228,7 +277,7 @@ def _roles_and_organisations(
     return sorted(roles, key=order.index), [organisations[k] for k in sorted(organisations)]
 
 
-def record_unlicensed(session: Session, link: CourseLink, launcher: Launcher) -> None:
+def record_unlicensed(session: Session, link: CourseLinkInfo | CourseLink, launcher: Launcher) -> None:
     row = session.scalars(
         select(UnlicensedLaunch).where(
             UnlicensedLaunch.course_link_id == link.id,
@@ -259,7 +308,7 @@ def record_unlicensed(session: Session, link: CourseLink, launcher: Launcher) ->
     row.email = launcher.email[:320] or row.email
 
 
-def unlicensed_users(session: Session, link: CourseLink) -> list[UnlicensedLaunch]:
+def unlicensed_users(session: Session, link: CourseLinkInfo | CourseLink) -> list[UnlicensedLaunch]:
     return list(
         session.scalars(
             select(UnlicensedLaunch)

@@ -14,8 +14,8 @@ from kurspakke.models import CourseLink, Person, ProgrammeRoleKind
 from kurspakke.programmes import Programme
 from kurspakke.services.access import (
     Access,
+    CourseLinkInfo,
     Launcher,
-    find_course_link,
     is_course_owner_role,
     normalise_roles,
     programme_roles,
@@ -67,7 +67,7 @@ class LaunchContext:
         return self.access.person
 
     @property
-    def course_link(self) -> CourseLink | None:
+    def course_link(self) -> CourseLinkInfo | CourseLink | None:
         return self.access.course_link
 
     @property
@@ -122,7 +122,7 @@ def start_launch(claims: dict[str, Any], registration: RegistrationInfo, *, nonc
         canvas_user_id=_canvas_id(custom.get("canvas_user_id")) if isinstance(custom, dict) else None,
     )
     session = db()
-    access = resolve_access(session, launcher)
+    access = resolve_access(session, launcher, services().course_links)
     if claims[CLAIM + "message_type"] == "LtiDeepLinkingRequest" and not access.course_owner:
         raise LtiRefusal("forbidden", status=403)  # only course owners place links
     view = custom.get("kurspakke_view") if isinstance(custom, dict) else None
@@ -181,7 +181,7 @@ def current_launch() -> LaunchContext:
     if launch_id is None or data is None:
         raise LtiRefusal("launch_token_invalid", status=401)
     session = db()
-    link = find_course_link(session, data["platform_instance"], data.get("context_id"))
+    link = services().course_links.get(session, data["platform_instance"], data.get("context_id"))
     person = session.get(Person, data["person_id"]) if data.get("person_id") else None
     access = Access(course_link=link, course_owner=is_course_owner_role(data.get("roles", [])), person=person)
     if link is not None and person is not None:
