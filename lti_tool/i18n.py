@@ -15,7 +15,7 @@ from babel.dates import format_datetime as babel_format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
-from flask import Flask, g, has_request_context, request
+from flask import Flask, current_app, g, has_request_context, request
 
 TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
 LOCALES = ("nb", "en")
@@ -52,9 +52,16 @@ def current_locale() -> str:
 
 
 def _catalogue() -> NullTranslations:
-    from flask import current_app
-
-    return current_app.extensions["kurspakke_i18n"][current_locale()]
+    # A page calls gettext a dozen times; pick the catalogue once per request (and again if the locale changes).
+    locale = current_locale()
+    if has_request_context():
+        cached = g.get("_catalogue")
+        if cached is not None and cached[0] == locale:
+            return cached[1]
+    catalogue: NullTranslations = current_app.extensions["kurspakke_i18n"][locale]
+    if has_request_context():
+        g._catalogue = (locale, catalogue)
+    return catalogue
 
 
 def gettext(message: str, **variables: object) -> str:

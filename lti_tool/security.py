@@ -7,6 +7,7 @@ per-response nonce; there is no inline script without one. Launch tokens may sit
 
 from __future__ import annotations
 
+import functools
 import secrets
 
 from flask import Flask, Response, g
@@ -18,6 +19,11 @@ def csp_nonce() -> str:
     if "csp_nonce" not in g:
         g.csp_nonce = secrets.token_urlsafe(16)
     return str(g.csp_nonce)
+
+
+@functools.lru_cache(maxsize=8)
+def _policy_template(frame_origins: tuple[str, ...], form_origins: tuple[str, ...]) -> str:
+    return content_security_policy("{nonce}", list(frame_origins), list(form_origins))
 
 
 def content_security_policy(nonce: str, frame_origins: list[str], form_origins: list[str]) -> str:
@@ -45,7 +51,8 @@ def init_app(app: Flask) -> None:
     def _headers(response: Response) -> Response:
         svc = services()
         frames, forms = svc.platform_origins()
-        response.headers["Content-Security-Policy"] = content_security_policy(csp_nonce(), frames, forms)
+        policy = _policy_template(tuple(frames), tuple(forms))
+        response.headers["Content-Security-Policy"] = policy.replace("{nonce}", csp_nonce())
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers["Cross-Origin-Opener-Policy"] = "same-origin-allow-popups"

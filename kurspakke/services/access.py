@@ -11,8 +11,9 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -74,9 +75,9 @@ class Launcher:
 class Access:
     course_link: CourseLinkInfo | CourseLink | None
     course_owner: bool
-    person: Person | None
+    person: PersonInfo | None
     roles: list[ProgrammeRoleKind] = field(default_factory=list)
-    organisations: list[Organisation] = field(default_factory=list)
+    organisations: list[OrganisationInfo] = field(default_factory=list)
 
     @property
     def organisation_ids(self) -> list[int]:
@@ -181,9 +182,84 @@ def link_course(
     return link
 
 
+@dataclass(frozen=True)
+class PersonInfo:
+    id: int
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class OrganisationInfo:
+    id: int
+    name: str
+    orgnr: str
+
+
+_ROLE_COLUMNS = (
+    ProgrammeRole.role,
+    Organisation.id.label("org_id"),
+    Organisation.name.label("org_name"),
+    Organisation.orgnr.label("org_orgnr"),
+)
+
+
+def _with_roles(stmt: Any) -> Any:
+    return stmt.outerjoin(
+        ProgrammeRole,
+        and_(ProgrammeRole.person_id == Person.id, ProgrammeRole.programme_id == bindparam("programme_id")),
+    ).outerjoin(Organisation, Organisation.id == ProgrammeRole.organisation_id)
+
+
+# Built once: a launch runs these on every request, and building a statement costs more than running it.
+_PERSON_BY_IDENTITY = _with_roles(
+    select(PersonIdentity.kind, Person.id, Person.name, Person.email, *_ROLE_COLUMNS)
+    .join(Person, Person.id == PersonIdentity.person_id)
+    .where(
+        or_(
+            and_(
+                PersonIdentity.kind == IdentityKind.LTI_SUB,
+                PersonIdentity.scope == bindparam("issuer"),
+                PersonIdentity.value == bindparam("sub"),
+            ),
+            and_(
+                PersonIdentity.kind == IdentityKind.CANVAS_USER_ID,
+                PersonIdentity.scope == bindparam("instance"),
+                PersonIdentity.value == bindparam("canvas_user_id"),
+            ),
+        )
+    )
+)
+_PERSON_BY_ID = _with_roles(
+    select(Person.id, Person.name, Person.email, *_ROLE_COLUMNS).where(Person.id == bindparam("person_id"))
+)
+
+
+def _roles_of(rows: Iterable[Any]) -> tuple[list[ProgrammeRoleKind], list[OrganisationInfo]]:
+    roles: set[ProgrammeRoleKind] = set()
+    organisations: dict[int, OrganisationInfo] = {}
+    for row in rows:
+        if row.role is None:
+            continue
+        roles.add(row.role)
+        organisations[row.org_id] = OrganisationInfo(row.org_id, row.org_name, row.org_orgnr)
+    order = list(ProgrammeRoleKind)
+    return sorted(roles, key=order.index), [organisations[k] for k in sorted(organisations)]
+
+
+def person_access(
+    session: Session, person_id: int, programme_id: str
+) -> tuple[PersonInfo | None, list[ProgrammeRoleKind], list[OrganisationInfo]]:
+    """The person with this id and the roles and organisations they hold in the programme (one query)."""
+    rows = session.connection().execute(_PERSON_BY_ID, {"person_id": person_id, "programme_id": programme_id}).all()
+    if not rows:
+        return None, [], []
+    return (PersonInfo(rows[0].id, rows[0].name, rows[0].email), *_roles_of(rows))
+
+
 def match_person(
     session: Session, launcher: Launcher, programme_id: str
-) -> tuple[Person | None, list[ProgrammeRoleKind], list[Organisation]]:
+) -> tuple[PersonInfo | None, list[ProgrammeRoleKind], list[OrganisationInfo]]:
     """The person launching, with their roles and organisations in ``programme_id``.
 
     Canvas user id recorded at provisioning, else the LTI sub from an earlier launch, else a unique e-mail. The
@@ -191,47 +267,46 @@ def match_person(
     launch carries are recorded so the next launch matches directly. An e-mail shared by several people matches
     no one (never guessed).
     """
+    rows = (
+        session.connection()
+        .execute(
+            _PERSON_BY_IDENTITY,
+            {
+                "issuer": launcher.issuer,
+                "sub": launcher.sub,
+                "instance": launcher.platform_instance,
+                # A Canvas user id never matches when the launch carries none.
+                "canvas_user_id": launcher.canvas_user_id or "",
+                "programme_id": programme_id,
+            },
+        )
+        .all()
+    )
+    found = {row.kind: row.id for row in rows}
+    person_id = found.get(IdentityKind.CANVAS_USER_ID) or found.get(IdentityKind.LTI_SUB)
+    if person_id is None and launcher.email:
+        candidates = session.scalars(
+            select(Person.id).where(func.lower(Person.email) == launcher.email.strip().lower()).limit(2)
+        ).all()
+        person_id = candidates[0] if len(candidates) == 1 else None
+    if person_id is None:
+        return None, [], []
     wanted = [(IdentityKind.LTI_SUB, launcher.issuer, launcher.sub)]
     if launcher.canvas_user_id:
         wanted.append((IdentityKind.CANVAS_USER_ID, launcher.platform_instance, launcher.canvas_user_id))
-    rows = session.execute(
-        select(PersonIdentity.kind, Person, ProgrammeRole.role, Organisation)
-        .join(Person, Person.id == PersonIdentity.person_id)
-        .outerjoin(
-            ProgrammeRole, and_(ProgrammeRole.person_id == Person.id, ProgrammeRole.programme_id == programme_id)
-        )
-        .outerjoin(Organisation, Organisation.id == ProgrammeRole.organisation_id)
-        .where(
-            or_(
-                *(
-                    and_(PersonIdentity.kind == kind, PersonIdentity.scope == scope, PersonIdentity.value == value)
-                    for kind, scope, value in wanted
-                )
-            )
-        )
-    ).all()
-    found = {row.kind: row.Person for row in rows}
-    person = found.get(IdentityKind.CANVAS_USER_ID) or found.get(IdentityKind.LTI_SUB)
-    if person is None and launcher.email:
-        candidates = list(
-            session.scalars(select(Person).where(func.lower(Person.email) == launcher.email.strip().lower()).limit(2))
-        )
-        person = candidates[0] if len(candidates) == 1 else None
-    if person is None:
-        return None, [], []
     for kind, scope, value in wanted:
         if kind not in found:
-            _remember(session, person, kind, scope, value)
-    mine = [row for row in rows if row.Person.id == person.id]
+            _remember(session, person_id, kind, scope, value)
+    mine = [row for row in rows if row.id == person_id]
     if not mine:  # matched by e-mail
-        return (person, *programme_roles(session, person, programme_id))
-    return (person, *_roles_and_organisations((row.role, row.Organisation) for row in mine if row.role is not None))
+        return person_access(session, person_id, programme_id)
+    return (PersonInfo(mine[0].id, mine[0].name, mine[0].email), *_roles_of(mine))
 
 
-def _remember(session: Session, person: Person, kind: IdentityKind, scope: str, value: str) -> None:
+def _remember(session: Session, person_id: int, kind: IdentityKind, scope: str, value: str) -> None:
     try:
         with session.begin_nested():
-            session.add(PersonIdentity(person_id=person.id, kind=kind, scope=scope, value=value))
+            session.add(PersonIdentity(person_id=person_id, kind=kind, scope=scope, value=value))
             session.flush()
     except IntegrityError:
         pass  # recorded by a concurrent launch of the same person
@@ -251,30 +326,6 @@ def resolve_access(session: Session, launcher: Launcher, links: CourseLinkCache 
     if not access.known:
         record_unlicensed(session, link, launcher)
     return access
-
-
-def programme_roles(
-    session: Session, person: Person, programme_id: str
-) -> tuple[list[ProgrammeRoleKind], list[Organisation]]:
-    """The roles ``person`` holds in the programme (in a stable order) and their organisations."""
-    rows = session.execute(
-        select(ProgrammeRole.role, Organisation)
-        .join(Organisation, Organisation.id == ProgrammeRole.organisation_id)
-        .where(ProgrammeRole.person_id == person.id, ProgrammeRole.programme_id == programme_id)
-    ).all()
-    return _roles_and_organisations((row.role, row.Organisation) for row in rows)
-
-
-def _roles_and_organisations(
-    pairs: Iterable[tuple[ProgrammeRoleKind, Organisation]],
-) -> tuple[list[ProgrammeRoleKind], list[Organisation]]:
-    roles: set[ProgrammeRoleKind] = set()
-    organisations: dict[int, Organisation] = {}
-    for role, organisation in pairs:
-        roles.add(role)
-        organisations[organisation.id] = organisation
-    order = list(ProgrammeRoleKind)
-    return sorted(roles, key=order.index), [organisations[k] for k in sorted(organisations)]
 
 
 def record_unlicensed(session: Session, link: CourseLinkInfo | CourseLink, launcher: Launcher) -> None:

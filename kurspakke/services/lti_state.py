@@ -8,6 +8,7 @@ finds its nonce taken. Two stores with one contract: the database (default) and 
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import timedelta
 from typing import Any, Protocol
@@ -32,6 +33,14 @@ class LtiStateStore(Protocol):
     def purge_expired(self) -> int: ...
 
 
+@functools.cache
+def _record_statement(dialect: str) -> Any:
+    """A Core insert that consumes the nonce in the same statement: no savepoint, no ORM unit of work. Built once
+    per dialect (building costs more than running it)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(LaunchRecord).on_conflict_do_nothing(index_elements=["nonce"]).returning(LaunchRecord.id)
+
+
 class DatabaseStateStore:
     """Launches in the request's own session: written in the same transaction as everything else of the request,
     so a refused launch consumes nothing."""
@@ -48,11 +57,8 @@ class DatabaseStateStore:
             "expires_at": now + timedelta(seconds=ttl_seconds),
             "created_at": now,
         }
-        dialect = self.session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        # A Core insert that consumes the nonce in the same statement: no savepoint, no ORM unit of work.
-        stmt = insert(LaunchRecord).values(**values).on_conflict_do_nothing(index_elements=["nonce"])
-        inserted = self.session.execute(stmt.returning(LaunchRecord.id)).first()
+        connection = self.session.connection()
+        inserted = connection.execute(_record_statement(connection.dialect.name), values).first()
         if inserted is None:
             raise NonceReused(nonce)
 

@@ -10,15 +10,16 @@ from urllib.parse import urlsplit
 
 from flask import g, render_template, request, url_for
 
-from kurspakke.models import CourseLink, Person, ProgrammeRoleKind
+from kurspakke.models import CourseLink, ProgrammeRoleKind
 from kurspakke.programmes import Programme
 from kurspakke.services.access import (
     Access,
     CourseLinkInfo,
     Launcher,
+    PersonInfo,
     is_course_owner_role,
     normalise_roles,
-    programme_roles,
+    person_access,
     resolve_access,
 )
 from kurspakke.services.lti_state import NonceReused
@@ -63,7 +64,7 @@ class LaunchContext:
         return self.access.course_owner
 
     @property
-    def person(self) -> Person | None:
+    def person(self) -> PersonInfo | None:
         return self.access.person
 
     @property
@@ -182,10 +183,9 @@ def current_launch() -> LaunchContext:
         raise LtiRefusal("launch_token_invalid", status=401)
     session = db()
     link = services().course_links.get(session, data["platform_instance"], data.get("context_id"))
-    person = session.get(Person, data["person_id"]) if data.get("person_id") else None
-    access = Access(course_link=link, course_owner=is_course_owner_role(data.get("roles", [])), person=person)
-    if link is not None and person is not None:
-        access.roles, access.organisations = programme_roles(session, person, link.programme_id)
+    access = Access(course_link=link, course_owner=is_course_owner_role(data.get("roles", [])), person=None)
+    if link is not None and data.get("person_id"):
+        access.person, access.roles, access.organisations = person_access(session, data["person_id"], link.programme_id)
     return _context(launch_id, token, data, access)
 
 
