@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import secrets
 import sys
@@ -173,6 +174,8 @@ def main() -> int:
         if not args.no_profile:
             stats = pstats.Stats(prof)
             stats.sort_stats(args.sort).print_stats(args.limit)
+            if os.environ.get("BENCH_CALLEES"):
+                stats.print_callees(os.environ["BENCH_CALLEES"])
             if args.by_package:
                 print_by_package(stats, args.n)
         app.extensions["kurspakke"].engine.dispose()
