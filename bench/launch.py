@@ -429,9 +429,9 @@ def with_database(url: str, name: str) -> str:
 
 
 def start_stack(backend: str, workdir: Path, key_file: Path, key_pem: bytes, pg_url: str, log_json: bool) -> Stack:
-    from canvas_sim import DEMO_USERS
+    from canvas_sim.demo import demo_platform, demo_users
     from kurspakke.db import make_engine, make_session_factory, transaction
-    from kurspakke.services.demo import DemoPlatform, DemoUser, load_demo
+    from kurspakke.services.demo import load_demo
 
     workdir.mkdir(parents=True)
     tool_port, sim_port, base_port = free_port(), free_port(), free_port()
@@ -482,23 +482,11 @@ def start_stack(backend: str, workdir: Path, key_file: Path, key_pem: bytes, pg_
         )
         if done.returncode != 0:
             raise BenchError(f"kurspakke {' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}")
-    demo = DemoPlatform(
-        issuer=cfg.effective_issuer,
-        client_id=cfg.client_id,
-        deployment_id=cfg.deployment_id,
-        auth_login_url=cfg.base + "/api/lti/authorize_redirect",
-        auth_token_url=cfg.base + "/login/oauth2/token",
-        key_set_url=cfg.base + "/api/lti/security/jwks",
-        frame_origin=cfg.base,
-        platform_instance=cfg.platform_guid,
-        context_id=cfg.context_id,
-        canvas_course_id=str(cfg.course_id),
-        course_title=cfg.course_title,
-    )
+    demo = demo_platform(cfg)
     engine = make_engine(db_url)
     try:
         with transaction(make_session_factory(engine)) as session:
-            load_demo(session, demo, [DemoUser(u.key, u.name, u.email, u.canvas_user_id, u.sub) for u in DEMO_USERS])
+            load_demo(session, demo, demo_users(cfg))
     finally:
         engine.dispose()
 

@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:
 
 from bench.launch import DEFAULT_PG_URL, TOOL_MARKER, USER, pg_admin, with_database  # noqa: E402
 from bench.sim_app import sim_config  # noqa: E402
-from canvas_sim import DEMO_USERS, SimPlatform  # noqa: E402
+from canvas_sim import SimPlatform  # noqa: E402
 
 
 def _package(filename: str) -> str:
@@ -62,9 +62,10 @@ def main() -> int:
     p.add_argument("--by-package", action="store_true", help="also sum the profile's own time per package")
     args = p.parse_args()
 
+    from canvas_sim.demo import demo_platform, demo_users
     from kurspakke.db import make_engine, make_session_factory, transaction, upgrade
     from kurspakke.services import keys as key_service
-    from kurspakke.services.demo import DemoPlatform, DemoUser, load_demo
+    from kurspakke.services.demo import load_demo
     from lti_tool import create_app
 
     tmp = Path(tempfile.mkdtemp(prefix="kp-prof-"))
@@ -93,22 +94,10 @@ def main() -> int:
         settings = Settings.from_env(environ)
         engine = make_engine(db_url)
         upgrade(engine)
-        demo = DemoPlatform(
-            issuer=cfg.effective_issuer,
-            client_id=cfg.client_id,
-            deployment_id=cfg.deployment_id,
-            auth_login_url=cfg.base + "/api/lti/authorize_redirect",
-            auth_token_url=cfg.base + "/login/oauth2/token",
-            key_set_url=cfg.base + "/api/lti/security/jwks",
-            frame_origin=cfg.base,
-            platform_instance=cfg.platform_guid,
-            context_id=cfg.context_id,
-            canvas_course_id=str(cfg.course_id),
-            course_title=cfg.course_title,
-        )
+        demo = demo_platform(cfg)
         with transaction(make_session_factory(engine)) as session:
             key_service.ensure_key(session, Encryptor(secret_key=settings.secret_key))
-            load_demo(session, demo, [DemoUser(u.key, u.name, u.email, u.canvas_user_id, u.sub) for u in DEMO_USERS])
+            load_demo(session, demo, demo_users(cfg))
         engine.dispose()
         import logging
 

@@ -149,8 +149,9 @@ def worker(once: bool, interval: float) -> None:
 @click.option("--sim-url", default=None, help="Base URL of the Canvas simulator (default: tool port + 1).")
 def demo(sim_url: str | None) -> None:
     """Development only: migrate, create keys, register the Canvas simulator and load demo people."""
-    from canvas_sim import DEMO_USERS, SimConfig
-    from kurspakke.services.demo import DemoPlatform, DemoUser, load_demo
+    from canvas_sim import SimConfig
+    from canvas_sim.demo import demo_platform, demo_users
+    from kurspakke.services.demo import load_demo
 
     settings = _settings()
     if settings.is_production:
@@ -158,20 +159,8 @@ def demo(sim_url: str | None) -> None:
     engine = make_engine(settings.database_url)
     upgrade(engine)
     sim = SimConfig(**_sim_config_kwargs(settings, sim_url))
-    platform = DemoPlatform(
-        issuer=sim.effective_issuer,
-        client_id=sim.client_id,
-        deployment_id=sim.deployment_id,
-        auth_login_url=sim.base_url + "/api/lti/authorize_redirect",
-        auth_token_url=sim.base_url + "/login/oauth2/token",
-        key_set_url=sim.base_url + "/api/lti/security/jwks",
-        frame_origin=sim.base_url,
-        platform_instance=sim.platform_guid,
-        context_id=sim.context_id,
-        canvas_course_id=str(sim.course_id),
-        course_title=sim.course_title,
-    )
-    users = [DemoUser(u.key, u.name, u.email, u.canvas_user_id, u.sub) for u in DEMO_USERS]
+    platform = demo_platform(sim)
+    users = demo_users(sim)
     with transaction(make_session_factory(engine)) as session:
         key_service.ensure_key(session, _encryptor(settings))
         load_demo(session, platform, users)

@@ -20,10 +20,11 @@ import pytest
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from canvas_sim import DEMO_USERS, SimConfig, SimPlatform, create_sim_app
+from canvas_sim import SimConfig, SimPlatform, create_sim_app
+from canvas_sim.demo import demo_platform, demo_users
 from kurspakke.crypto import Encryptor
 from kurspakke.db import make_engine, make_session_factory, transaction, upgrade
-from kurspakke.services.demo import DemoPlatform, DemoUser, load_demo
+from kurspakke.services.demo import load_demo
 from kurspakke.services.keys import ensure_key
 from lti_tool import create_app
 
@@ -123,20 +124,8 @@ def _load_demo_data(database_url: str, sim_config: SimConfig) -> None:
     engine = make_engine(database_url)
     try:
         upgrade(engine)
-        platform = DemoPlatform(
-            issuer=sim_config.effective_issuer,
-            client_id=sim_config.client_id,
-            deployment_id=sim_config.deployment_id,
-            auth_login_url=sim_config.base + "/api/lti/authorize_redirect",
-            auth_token_url=sim_config.base + "/login/oauth2/token",
-            key_set_url=sim_config.base + "/api/lti/security/jwks",
-            frame_origin=sim_config.base,
-            platform_instance=sim_config.platform_guid,
-            context_id=sim_config.context_id,
-            canvas_course_id=str(sim_config.course_id),
-            course_title=sim_config.course_title,
-        )
-        users = [DemoUser(u.key, u.name, u.email, u.canvas_user_id, u.sub) for u in DEMO_USERS]
+        platform = demo_platform(sim_config)
+        users = demo_users(sim_config)
         with transaction(make_session_factory(engine)) as session:
             ensure_key(session, Encryptor(secret_key=SECRET))
             load_demo(session, platform, users)
