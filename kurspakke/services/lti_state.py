@@ -8,16 +8,15 @@ finds its nonce taken. Two stores with one contract: the database (default) and 
 
 from __future__ import annotations
 
-import functools
 import json
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import CursorResult, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import JSON, CursorResult, bindparam, delete, select, text
 from sqlalchemy.orm import Session
 
 from kurspakke.models import LaunchRecord, utcnow
+from kurspakke.models.base import UTCDateTime
 
 
 class NonceReused(Exception):
@@ -33,12 +32,18 @@ class LtiStateStore(Protocol):
     def purge_expired(self) -> int: ...
 
 
-@functools.cache
-def _record_statement(dialect: str) -> Any:
-    """A Core insert that consumes the nonce in the same statement: no savepoint, no ORM unit of work. Built once
-    per dialect (building costs more than running it)."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(LaunchRecord).on_conflict_do_nothing(index_elements=["nonce"]).returning(LaunchRecord.id)
+# Consumes the nonce in the same statement that records the launch: no savepoint, no ORM unit of work. Written
+# as text because SQLAlchemy does not cache the compiled form of on_conflict_do_nothing() inserts ("no key"), and
+# compiling it on every launch cost more than running it. The same SQL runs on PostgreSQL and SQLite (>= 3.35).
+_RECORD_LAUNCH = text(
+    "INSERT INTO lti_launch (id, nonce, data, expires_at, created_at) "
+    "VALUES (:id, :nonce, :data, :expires_at, :created_at) "
+    "ON CONFLICT (nonce) DO NOTHING RETURNING id"
+).bindparams(
+    bindparam("data", type_=JSON()),
+    bindparam("expires_at", type_=UTCDateTime()),
+    bindparam("created_at", type_=UTCDateTime()),
+)
 
 
 class DatabaseStateStore:
@@ -57,8 +62,7 @@ class DatabaseStateStore:
             "expires_at": now + timedelta(seconds=ttl_seconds),
             "created_at": now,
         }
-        connection = self.session.connection()
-        inserted = connection.execute(_record_statement(connection.dialect.name), values).first()
+        inserted = self.session.connection().execute(_RECORD_LAUNCH, values).first()
         if inserted is None:
             raise NonceReused(nonce)
 
