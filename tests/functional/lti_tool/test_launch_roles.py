@@ -142,3 +142,27 @@ def test_the_no_licence_page_survives_a_reload(driver, app, sim, client):
     again = client.get("/app/", query_string={"lt": token})
     assert again.status_code == 200
     assert h1(again) == "Vi fant ingen lisens for deg"
+
+
+def test_a_tampered_launch_token_is_refused(driver, linked, client):
+    token = launch_token(driver.launch("deltaker").get_data(as_text=True))
+    launch_id, signature = token.split(".")
+    other = ("A" if signature[0] != "A" else "B") + signature[1:]
+    assert client.get("/app/participant", query_string={"lt": f"{launch_id}.{other}"}).status_code == 401
+    assert client.get("/app/participant", query_string={"lt": f"x{launch_id}.{signature}"}).status_code == 401
+
+
+def test_an_expired_launch_is_refused(driver, linked, client, app):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from kurspakke.models import utcnow
+
+    token = launch_token(driver.launch("deltaker").get_data(as_text=True))
+    assert client.get("/app/participant", query_string={"lt": token}).status_code == 200
+    with transaction(app.extensions["kurspakke"].session_factory) as s:
+        s.execute(update(LaunchRecord).values(expires_at=utcnow() - timedelta(seconds=1)))
+    resp = client.get("/app/participant", query_string={"lt": token})
+    assert resp.status_code == 401
+    assert "Økten din er utløpt" in resp.get_data(as_text=True)
