@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, g, render_template, request
+from flask import Flask, Request, Response, g, render_template, request
+from flask.sessions import SessionInterface, SessionMixin
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -68,6 +69,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             _require_signing_key(readonly_factory)
         finally:
             engine.dispose()  # the check's connection is not for the workers that fork later
+    # The tool keeps no Flask session: state travels in signed tokens, so no session cookie is ever set, and any
+    # accidental use of flask.session fails loudly (NullSession) instead of quietly creating a third-party cookie.
+    app.session_interface = _NoSessions()
     logs.init_app(app)
     i18n.init_app(app)
     security.init_app(app)
@@ -82,6 +86,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(lti_bp)
     app.register_blueprint(app_bp)
     return app
+
+
+class _NoSessions(SessionInterface):
+    def open_session(self, app: Flask, request: Request) -> SessionMixin | None:
+        return self.make_null_session(app)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        return None
 
 
 def _require_signing_key(factory: sessionmaker[Session]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 import time
 from typing import Any
@@ -58,7 +59,12 @@ def login() -> ResponseReturnValue:
 
 def state_signer() -> StateSigner:
     settings = services().settings
-    return StateSigner(settings.secret_key, settings.login_state_ttl_seconds)
+    return _signer(settings.secret_key, settings.login_state_ttl_seconds)
+
+
+@functools.lru_cache(maxsize=4)
+def _signer(secret_key: str, ttl_seconds: int) -> StateSigner:
+    return StateSigner(secret_key, ttl_seconds)
 
 
 @bp.post("/launch")

@@ -295,3 +295,11 @@ def test_every_statement_of_a_launch_uses_the_compiled_cache(driver, linked, cap
     compiled = [r.getMessage() for r in caplog.records if r.name == "sqlalchemy.engine.Engine"]
     assert any("cached since" in m for m in compiled)
     assert not [m for m in compiled if m.startswith(("[no key", "[generated"))]
+
+
+def test_the_tool_sets_no_session_cookie(driver, linked, client):
+    login = driver.login()
+    assert [c for c in login.response.headers.getlist("Set-Cookie") if not c.startswith("kp_state_")] == []
+    resp = driver.post_launch(driver.authorize(login))
+    assert resp.status_code == 200
+    assert all(c.startswith("kp_state_") for c in resp.headers.getlist("Set-Cookie"))  # only the state's removal
