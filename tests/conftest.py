@@ -25,6 +25,7 @@ from kurspakke.db import make_engine, make_session_factory, transaction, upgrade
 from kurspakke.services.keys import ensure_key
 from kurspakke.services.platforms import add_platform
 from lti_tool import create_app
+from tests.support.lti import LtiDriver
 
 TOOL = "https://kurspakke.test"
 SIM = "https://canvas.sim.test"
@@ -225,6 +226,12 @@ class FreshReads:
 
     def rollback(self) -> None:
         """Nothing is held open."""
+
+
+@pytest.fixture
+def driver(client: FlaskClient, sim: SimPlatform, sim_client: FlaskClient) -> LtiDriver:
+    """Drives launches through the tool's real handlers and the simulator."""
+    return LtiDriver(client, sim, sim_client)
 
 
 @pytest.fixture

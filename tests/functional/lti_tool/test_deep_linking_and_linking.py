@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
 from bs4 import BeautifulSoup
 from sqlalchemy import func, select
 
 from kurspakke.db import transaction
 from kurspakke.models import CourseLink
 from tests.support.factories import link_sim_course
-from tests.support.lti import SIM, TOOL, LtiDriver, form_fields
-
-
-@pytest.fixture
-def driver(client, sim, sim_client):
-    return LtiDriver(client, sim, sim_client)
+from tests.support.lti import SIM, TOOL, form_fields
 
 
 def test_owner_links_an_unlinked_course(driver, client, db_session, sim):

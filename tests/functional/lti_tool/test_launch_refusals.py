@@ -21,12 +21,7 @@ from lti_tool.lti.message_launch import CLAIM
 from lti_tool.lti.oidc_login import state_binding
 from tests.conftest import register_sim
 from tests.support.factories import link_sim_course, person_for
-from tests.support.lti import TOOL, LtiDriver
-
-
-@pytest.fixture
-def driver(client, sim, sim_client):
-    return LtiDriver(client, sim, sim_client)
+from tests.support.lti import TOOL
 
 
 @pytest.fixture(autouse=True)

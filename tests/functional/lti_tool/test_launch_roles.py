@@ -13,11 +13,6 @@ from tests.support.lti import LtiDriver, launch_token
 
 
 @pytest.fixture
-def driver(client, sim, sim_client):
-    return LtiDriver(client, sim, sim_client)
-
-
-@pytest.fixture
 def linked(app, sim):
     with transaction(app.extensions["kurspakke"].session_factory) as s:
         link_sim_course(s, sim)

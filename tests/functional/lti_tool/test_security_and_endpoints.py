@@ -15,12 +15,7 @@ from kurspakke.services.keys import rotate
 from lti_tool.lti.oidc_login import state_binding
 from tests.conftest import SIM, register_sim
 from tests.support.factories import link_sim_course, person_for
-from tests.support.lti import TOOL, LtiDriver, form_fields
-
-
-@pytest.fixture
-def driver(client, sim, sim_client):
-    return LtiDriver(client, sim, sim_client)
+from tests.support.lti import TOOL, form_fields
 
 
 @pytest.fixture
