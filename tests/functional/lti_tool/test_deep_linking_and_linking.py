@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from kurspakke.db import transaction
 from kurspakke.models import CourseLink
 from tests.support.factories import link_sim_course
-from tests.support.lti import SIM, TOOL, form_fields
+from tests.support.lti import SIM, TOOL, form_fields, launch_token
 
 
 def test_owner_links_an_unlinked_course(driver, client, db_session, sim):
@@ -39,9 +39,12 @@ def test_linking_refuses_an_unknown_programme_and_writes_nothing(driver, client,
 def test_a_participant_cannot_link_a_course(driver, client, db_session):
     page = driver.launch("deltaker")
     assert "ikke satt opp for dette emnet" in page.get_data(as_text=True)
-    # The page carries no link form; a POST without a launch token is refused.
+    token = launch_token(page.get_data(as_text=True))  # a valid launch, but not a course owner's
+    resp = client.post("/app/link", data={"lt": token, "programme": "lindrende-behandling"}, base_url=TOOL)
+    assert resp.status_code == 403
+    assert "Du har ikke tilgang til denne siden" in resp.get_data(as_text=True)
     resp = client.post("/app/link", data={"programme": "lindrende-behandling"}, base_url=TOOL)
-    assert resp.status_code == 401
+    assert resp.status_code == 401  # and none at all
     assert db_session.scalar(select(func.count()).select_from(CourseLink)) == 0
 
 
