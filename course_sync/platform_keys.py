@@ -25,6 +25,10 @@ class PlatformKeyError(Exception):
     """The platform's key set cannot be fetched or holds no usable key for the token."""
 
 
+class UnknownKid(PlatformKeyError):
+    """The key set was read, but it has no usable key with this kid."""
+
+
 def http_fetch(url: str, timeout: float) -> dict[str, Any]:
     try:
         resp = requests.get(url, timeout=timeout, headers={"Accept": "application/json"})
@@ -79,7 +83,7 @@ class JWKSCache:
                 entry.attempted_at = now
                 self._refresh(url, entry)
             if kid not in entry.keys:
-                raise PlatformKeyError("no key with this kid in the platform's key set")
+                raise UnknownKid("no key with this kid in the platform's key set")
             return entry.keys[kid]
 
     def _refresh(self, url: str, entry: _Entry) -> None:

@@ -12,18 +12,17 @@ from typing import Any
 
 import requests
 from flask import current_app, g
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from course_sync.platform_keys import JWKSCache
 from kurspakke.crypto import Encryptor
-from kurspakke.models import Registration
 from kurspakke.programmes import Programme
 from kurspakke.services.access import CourseLinkCache
 from kurspakke.services.keys import KeyRing
 from kurspakke.services.lti_state import DatabaseStateStore, LtiStateStore, RedisStateStore
-from kurspakke.services.platforms import RegistrationCache, frame_origins, origin_of
+from kurspakke.services.platforms import RegistrationCache, platform_origins
 
 
 @dataclass
@@ -57,16 +56,9 @@ class ToolServices:
         if time.monotonic() - loaded_at < self.origins_ttl:
             return frames, forms
         with self.readonly_session_factory() as session:
-            frames = frame_origins(session)
-            forms_set: set[str] = set()
-            for reg in session.scalars(select(Registration)):
-                for url in (reg.issuer, reg.auth_login_url):
-                    try:
-                        forms_set.add(origin_of(url))
-                    except ValueError:
-                        continue
-        self._origins = (time.monotonic(), frames, sorted(forms_set | set(frames)))
-        return frames, self._origins[2]
+            frames, forms = platform_origins(session)
+        self._origins = (time.monotonic(), frames, forms)
+        return frames, forms
 
     def invalidate_origins(self) -> None:
         self._origins = (float("-inf"), [], [])

@@ -33,6 +33,7 @@ SECRET = "test-secret-key-" * 4
 PG_URL = os.environ.get("KURSPAKKE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PG_SCHEMA = f"kurspakke_test_{os.getpid()}"  # one schema per test run: parallel runs never collide
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+REDIS_URL = os.environ.get("KURSPAKKE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 def _pg_url_with_schema() -> str:
@@ -81,6 +82,25 @@ def _truncate(engine: Engine) -> None:
             # A connection a test left open would make TRUNCATE wait for ever; fail loudly instead.
             conn.execute(text("SET LOCAL lock_timeout = '10s'"))
             conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def redis_client() -> Iterator[Any]:
+    """Redis for the Redis-backed stores. Required in CI; elsewhere its tests are skipped with a notice."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        if IN_CI:
+            pytest.fail(f"Redis not reachable at {REDIS_URL} (CI requires it): {exc}")
+        print(f"\nNOTICE: Redis not reachable at {REDIS_URL}; skipping the Redis half")
+        pytest.skip("Redis not reachable")
+    yield client
+    for key in client.scan_iter("kurspakke:*"):
+        client.delete(key)
+    client.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

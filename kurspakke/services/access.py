@@ -73,15 +73,11 @@ class Launcher:
 
 @dataclass
 class Access:
-    course_link: CourseLinkInfo | CourseLink | None
+    course_link: CourseLinkInfo | None
     course_owner: bool
     person: PersonInfo | None
     roles: list[ProgrammeRoleKind] = field(default_factory=list)
     organisations: list[OrganisationInfo] = field(default_factory=list)
-
-    @property
-    def organisation_ids(self) -> list[int]:
-        return [o.id for o in self.organisations]
 
     @property
     def known(self) -> bool:
@@ -312,12 +308,9 @@ def _remember(session: Session, person_id: int, kind: IdentityKind, scope: str, 
         pass  # recorded by a concurrent launch of the same person
 
 
-def resolve_access(session: Session, launcher: Launcher, links: CourseLinkCache | None = None) -> Access:
+def resolve_access(session: Session, launcher: Launcher, links: CourseLinkCache) -> Access:
     """Decide what the launcher may do in this course. Flushes (identities, unlicensed list); the caller commits."""
-    if links is not None:
-        link: CourseLinkInfo | CourseLink | None = links.get(session, launcher.platform_instance, launcher.context_id)
-    else:
-        link = find_course_link(session, launcher.platform_instance, launcher.context_id)
+    link = links.get(session, launcher.platform_instance, launcher.context_id)
     owner = is_course_owner_role(launcher.roles)
     if link is None:
         return Access(course_link=None, course_owner=owner, person=None)
@@ -328,7 +321,7 @@ def resolve_access(session: Session, launcher: Launcher, links: CourseLinkCache 
     return access
 
 
-def record_unlicensed(session: Session, link: CourseLinkInfo | CourseLink, launcher: Launcher) -> None:
+def record_unlicensed(session: Session, link: CourseLinkInfo, launcher: Launcher) -> None:
     row = session.scalars(
         select(UnlicensedLaunch).where(
             UnlicensedLaunch.course_link_id == link.id,
@@ -359,7 +352,7 @@ def record_unlicensed(session: Session, link: CourseLinkInfo | CourseLink, launc
     row.email = launcher.email[:320] or row.email
 
 
-def unlicensed_users(session: Session, link: CourseLinkInfo | CourseLink) -> list[UnlicensedLaunch]:
+def unlicensed_users(session: Session, link: CourseLinkInfo) -> list[UnlicensedLaunch]:
     return list(
         session.scalars(
             select(UnlicensedLaunch)

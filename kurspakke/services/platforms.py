@@ -104,11 +104,20 @@ def client_ids_of(session: Session, issuer: str) -> set[str]:
     return set(session.scalars(select(Registration.client_id).where(Registration.issuer == issuer)))
 
 
-def frame_origins(session: Session) -> list[str]:
-    origins: set[str] = set()
-    for row in session.scalars(select(Registration.frame_origins)):
-        origins.update(row or [])
-    return sorted(origins)
+def platform_origins(session: Session) -> tuple[list[str], list[str]]:
+    """(frame origins, form origins) of every registered platform, in one query: where users see the platforms
+    (CSP frame-ancestors), and those plus the issuers' and login URLs' origins (CSP form-action)."""
+    frames: set[str] = set()
+    forms: set[str] = set()
+    rows = session.execute(select(Registration.frame_origins, Registration.issuer, Registration.auth_login_url))
+    for origins, issuer, login_url in rows:
+        frames.update(origins or [])
+        for url in (issuer, login_url):
+            try:
+                forms.add(origin_of(url))
+            except RegistrationError:
+                continue
+    return sorted(frames), sorted(forms | frames)
 
 
 @dataclass(frozen=True)

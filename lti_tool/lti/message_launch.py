@@ -28,7 +28,7 @@ from pylti1p3.request import Request
 from pylti1p3.session import SessionService
 from pylti1p3.tool_config import ToolConfAbstract
 
-from course_sync.platform_keys import JWKSCache, PlatformKeyError
+from course_sync.platform_keys import JWKSCache, PlatformKeyError, UnknownKid
 from kurspakke.services.platforms import RegistrationInfo
 from lti_tool.lti.errors import LtiRefusal
 
@@ -150,8 +150,8 @@ class ToolMessageLaunch(MessageLaunch[ParamsRequest, _DatabaseToolConf, SessionS
         return self._request.get_param(key)
 
     def validate(self) -> ToolMessageLaunch:
-        """Raises LtiRefusal naming the first failed check. Verifies the signature before trusting any claim,
-        and consumes the nonce last among the token checks."""
+        """Raises LtiRefusal naming the first failed check. Verifies the signature before trusting any claim. The
+        nonce is consumed later, when the launch is recorded (start_launch)."""
         self._validated = True
         try:
             self.validate_jwt_format()
@@ -186,9 +186,10 @@ class ToolMessageLaunch(MessageLaunch[ParamsRequest, _DatabaseToolConf, SessionS
         kid = self._jwt["header"]["kid"]
         try:
             key = self._jwks.get_key(self._reg.key_set_url, kid)
+        except UnknownKid as exc:
+            raise LtiRefusal("key_unknown", detail=str(exc)) from exc
         except PlatformKeyError as exc:
-            code = "key_unknown" if "no key with this kid" in str(exc) else "platform_keys_unavailable"
-            raise LtiRefusal(code, detail=str(exc)) from exc
+            raise LtiRefusal("platform_keys_unavailable", detail=str(exc)) from exc
         try:
             verified = jwt.decode(
                 self._get_request_param("id_token"),

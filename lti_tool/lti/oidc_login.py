@@ -42,7 +42,6 @@ class PendingLogin:
 class LoginRedirect:
     auth_url: str
     state: str
-    nonce: str
     storage_target: str | None
     platform_origin: str
 
@@ -62,14 +61,12 @@ class StateSigner:
         self._ttl = ttl_seconds
 
     def sign(self, login: PendingLogin) -> str:
-        return self._serializer.dumps(
-            [secrets.token_urlsafe(8), login.nonce, login.registration_id, login.target_link_uri, login.storage_target]
-        )
+        return self._serializer.dumps([login.nonce, login.registration_id, login.target_link_uri, login.storage_target])
 
     def read(self, state: str) -> PendingLogin:
         """Raises LtiRefusal(state_invalid) for a forged, altered or expired state."""
         try:
-            _salt, nonce, registration_id, target, storage = self._serializer.loads(state, max_age=self._ttl)
+            nonce, registration_id, target, storage = self._serializer.loads(state, max_age=self._ttl)
         except SignatureExpired as exc:
             raise LtiRefusal("state_invalid", detail="state expired") from exc
         except (BadSignature, ValueError, TypeError) as exc:
@@ -134,7 +131,6 @@ def start_login(
     return LoginRedirect(
         auth_url=registration.auth_login_url + sep + urlencode(query),
         state=state,
-        nonce=nonce,
         storage_target=storage_target,
         platform_origin=origin_of(registration.auth_login_url),
     )

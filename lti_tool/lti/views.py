@@ -39,7 +39,6 @@ def login() -> ResponseReturnValue:
                 storage_target=result.storage_target,
                 platform_origin=result.platform_origin,
                 state=result.binding,
-                nonce=result.nonce,
             )
         )
     else:

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from flask import g, render_template, request, url_for
 
-from kurspakke.models import CourseLink, ProgrammeRoleKind
+from kurspakke.models import ProgrammeRoleKind
 from kurspakke.programmes import Programme
 from kurspakke.services.access import (
     Access,
@@ -68,14 +68,15 @@ class LaunchContext:
         return self.access.person
 
     @property
-    def course_link(self) -> CourseLinkInfo | CourseLink | None:
+    def course_link(self) -> CourseLinkInfo | None:
         return self.access.course_link
 
     @property
     def default_view(self) -> str:
-        if self.requested_view in self.views:
-            return self.requested_view or ""
-        return self.views[0] if self.views else "home"
+        """The deep-linked view if this person may open it, else their first; only asked when views is not empty."""
+        if self.requested_view is not None and self.requested_view in self.views:
+            return self.requested_view
+        return self.views[0]
 
     def url_for_view(self, view: str) -> str:
         return url_for("app.page", view=view, lt=self.token)

@@ -1,5 +1,5 @@
 // LTI Platform Storage (LTI Client Side postMessages): keep the login state in the platform's storage when the
-// browser blocks third-party cookies. Login: put state and nonce, then go to the platform's authorize URL.
+// browser blocks third-party cookies. Login: put the state's binding, then go to the platform's authorize URL.
 // Check (after a cookieless launch): read the state back; only if it is there does the tool open.
 (function () {
   "use strict";
@@ -45,12 +45,10 @@
   function go() { window.location.replace(next); }
 
   if (mode === "login") {
-    var nonce = body.getAttribute("data-nonce");
     send({ subject: "lti.capabilities" })
       .then(function (caps) {
         if (!supports(caps, "lti.put_data")) { return null; }
-        return send({ subject: "lti.put_data", key: "kp_state_" + state, value: state })
-          .then(function () { return send({ subject: "lti.put_data", key: "kp_nonce_" + nonce, value: nonce }); });
+        return send({ subject: "lti.put_data", key: "kp_state_" + state, value: state });
       })
       .catch(function () { return null; })  // no answer: the Partitioned cookie set with this page still binds
       .then(go);

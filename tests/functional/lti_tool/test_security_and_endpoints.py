@@ -298,3 +298,11 @@ def test_the_tool_sets_no_session_cookie(driver, linked, client):
     resp = driver.post_launch(driver.authorize(login))
     assert resp.status_code == 200
     assert all(c.startswith("kp_state_") for c in resp.headers.getlist("Set-Cookie"))  # only the state's removal
+
+
+def test_flask_sessions_are_off(app):
+    """Nothing can quietly start a session cookie: writing to flask.session fails."""
+    from flask import session
+
+    with app.test_request_context("/"), pytest.raises(RuntimeError, match="session is unavailable"):
+        session["x"] = 1

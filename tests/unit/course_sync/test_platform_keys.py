@@ -3,7 +3,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
@@ -75,9 +74,23 @@ def test_unusable_keys_are_ignored():
             cache.get_key("https://p/jwks", kid)
 
 
-def test_http_fetch_has_a_timeout_and_reports_failures():
+def test_http_fetch_reports_a_refused_connection():
     from course_sync.platform_keys import http_fetch
 
     with pytest.raises(PlatformKeyError, match="cannot fetch"):
         http_fetch("http://127.0.0.1:9/jwks", timeout=0.5)  # discard port: connection refused
-    assert isinstance(requests.ConnectionError(), requests.RequestException)
+
+
+def test_http_fetch_gives_up_on_a_platform_that_never_answers():
+    """A server that accepts the connection and then says nothing must not hold a launch for ever."""
+    import socket
+    import time
+
+    from course_sync.platform_keys import http_fetch
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        started = time.monotonic()
+        with pytest.raises(PlatformKeyError, match="cannot fetch"):
+            http_fetch(f"http://127.0.0.1:{port}/jwks", timeout=0.3)
+        assert time.monotonic() - started < 3

@@ -74,3 +74,32 @@ def test_course_link_cache(session_factory, statements):
         assert cache.get(s, "guid", "ctx") is first
         assert len(selects(statements)) == before
         assert cache.get(s, "guid", None) is None
+
+
+@pytest.fixture(params=["database", "redis"])
+def shared_cache(request, engine, encryptor):
+    from kurspakke.services.cache import DatabaseCache, RedisCache
+
+    if request.param == "redis":
+        return RedisCache(request.getfixturevalue("redis_client"), encryptor)
+    return DatabaseCache(make_session_factory(engine), encryptor)
+
+
+def test_shared_cache_round_trip_encrypted_and_expiring(shared_cache, engine):
+    import time
+
+    shared_cache.set("token-key", "secret-access-token", 60)
+    assert shared_cache.get("token-key") == "secret-access-token"
+    assert shared_cache.get("other-key") is None
+    shared_cache.set("token-key", "newer-token", 60)  # replaces
+    assert shared_cache.get("token-key") == "newer-token"
+    if hasattr(shared_cache, "_client"):
+        raw = shared_cache._client.get(shared_cache.PREFIX + "token-key")
+    else:
+        with engine.connect() as conn:
+            raw = conn.exec_driver_sql("SELECT value FROM expiring_value").scalar()
+            conn.rollback()
+    assert b"newer-token" not in (raw if isinstance(raw, bytes) else raw.encode())  # stored encrypted
+    shared_cache.set("short", "x", 1)
+    time.sleep(1.1)
+    assert shared_cache.get("short") is None

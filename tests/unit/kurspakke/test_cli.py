@@ -123,6 +123,20 @@ def test_canvas_add_without_the_token_variable_writes_nothing(run, session):
     assert session.scalar(select(func.count()).select_from(CanvasInstance)) == 0
 
 
-def test_worker_once_purges(run):
+def test_worker_once_purges_expired_launches(run, session):
+    from datetime import timedelta
+
+    from kurspakke.models import LaunchRecord, utcnow
+
+    session.add_all(
+        [
+            LaunchRecord(id="old", nonce="n-old", data={}, expires_at=utcnow() - timedelta(seconds=1)),
+            LaunchRecord(id="live", nonce="n-live", data={}, expires_at=utcnow() + timedelta(hours=1)),
+        ]
+    )
+    session.commit()
     res = run("worker", "--once")
-    assert res.returncode == 0 and "purged 0" in res.stdout
+    assert res.returncode == 0 and "purged 1" in res.stdout, res.stderr
+    session.expire_all()
+    assert [r.id for r in session.scalars(select(LaunchRecord))] == ["live"]
+    session.rollback()

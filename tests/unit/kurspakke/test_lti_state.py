@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from datetime import timedelta
@@ -12,27 +11,6 @@ from sqlalchemy import update
 
 from kurspakke.models import LaunchRecord, utcnow
 from kurspakke.services.lti_state import DatabaseStateStore, NonceReused, RedisStateStore
-
-REDIS_URL = os.environ.get("KURSPAKKE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-@pytest.fixture
-def redis_client():
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2)
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        if IN_CI:
-            pytest.fail(f"Redis not reachable at {REDIS_URL} (CI requires it): {exc}")
-        print(f"\nNOTICE: Redis not reachable at {REDIS_URL}; skipping the Redis half")
-        pytest.skip("Redis not reachable")
-    yield client
-    for key in client.scan_iter(RedisStateStore.PREFIX + "*"):
-        client.delete(key)
-    client.close()
 
 
 @pytest.fixture(params=["database", "redis"])
