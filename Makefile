@@ -6,27 +6,37 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 NODE_STAMP := node_modules/.installed-$(shell cat package.json package-lock.json | sha1sum | cut -c1-12)
 CHROMIUM := /usr/bin/chromium
+# apt-get as root, or through sudo; only ever for a package that is missing.
+APT_INSTALL := if [ "$$(id -u)" = "0" ]; then SUDO=; else SUDO=sudo; fi; \
+  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 
-.PHONY: run test install lint typecheck unit e2e bench clean browser
+.PHONY: run test install lint typecheck unit e2e bench clean browser system-python system-node
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+# Python 3.11 with venv and pip (Debian splits venv into python3-venv).
+system-python:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
+	  || { echo "kurspakke needs Python 3.11 as $(PYTHON) (make PYTHON=python3.11 ...)"; exit 1; }
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { $(APT_INSTALL) python3-venv; }
+
+# Node.js and npm for axe-core (the accessibility engine the browser tests inject).
+system-node:
+	@command -v npm >/dev/null || { $(APT_INSTALL) nodejs npm; }
+
+$(STAMP): pyproject.toml constraints.txt | system-python
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
-$(NODE_STAMP): package.json package-lock.json
+$(NODE_STAMP): package.json package-lock.json | system-node
 	npm ci --no-audit --no-fund --loglevel=error
 	@rm -f node_modules/.installed-* && touch $@
 
 # Debian's Chromium for the browser tests (never a browser download).
 browser:
-	@if [ ! -x $(CHROMIUM) ]; then \
-	  if [ "$$(id -u)" = "0" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi; \
-	fi
+	@test -x $(CHROMIUM) || { $(APT_INSTALL) chromium; }
 
 run: $(STAMP)
 	KURSPAKKE_ENV=development $(BIN)/kurspakke db upgrade

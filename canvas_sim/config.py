@@ -12,6 +12,9 @@ from canvas_sim.users import SimUser, demo_users_copy
 JwksFetcher = Callable[[str], dict[str, Any]]
 
 
+FORWARDING_FRAME = "post_message_forwarding"
+
+
 @dataclass
 class SimConfig:
     base_url: str = "http://127.0.0.1:5001"
@@ -33,6 +36,10 @@ class SimConfig:
     private_key_pem: bytes | None = None  # None → fresh RSA 2048 key per SimPlatform
     kid: str | None = None  # None → RFC 7638 thumbprint of the key
     storage_target: str | None = "_parent"  # sent as lti_storage_target; None → omitted
+    # Where the platform authorizes launches and runs its postMessage forwarding frame — hosted Canvas: on
+    # https://sso.canvaslms.com, another origin than the Canvas page. None → base_url. With
+    # storage_target "post_message_forwarding" the course page embeds that frame beside the tool, as Canvas does.
+    sso_url: str | None = None
     locale: str = "nb"
     token_ttl_seconds: int = 300
 
@@ -47,6 +54,18 @@ class SimConfig:
     @property
     def base(self) -> str:
         return self.base_url.rstrip("/")
+
+    @property
+    def auth_base(self) -> str:
+        return (self.sso_url or self.base_url).rstrip("/")
+
+    @property
+    def auth_login_url(self) -> str:
+        return f"{self.auth_base}/api/lti/authorize_redirect"
+
+    @property
+    def forwarding_frame(self) -> bool:
+        return self.storage_target == FORWARDING_FRAME
 
     @property
     def token_url(self) -> str:

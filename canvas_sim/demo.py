@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from canvas_sim.config import SimConfig
 from kurspakke.services.demo import DemoPlatform, DemoUser
+from kurspakke.services.platforms import platform_instance
 
 
 def demo_platform(config: SimConfig) -> DemoPlatform:
@@ -13,11 +14,11 @@ def demo_platform(config: SimConfig) -> DemoPlatform:
         issuer=config.effective_issuer,
         client_id=config.client_id,
         deployment_id=config.deployment_id,
-        auth_login_url=config.base + "/api/lti/authorize_redirect",
+        auth_login_url=config.auth_login_url,
         auth_token_url=config.token_url,
         key_set_url=config.base + "/api/lti/security/jwks",
         frame_origin=config.base,
-        platform_instance=config.platform_guid,
+        platform_instance=platform_instance(config.effective_issuer, config.platform_guid),
         context_id=config.context_id,
         canvas_course_id=str(config.course_id),
         course_title=config.course_title,

@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 from sqlalchemy import select
@@ -89,6 +90,53 @@ def platform_add(**opts: Any) -> None:
     except RegistrationError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"registered {summary}")
+    if urlsplit(opts["auth_login_url"]).hostname == "canvas.instructure.com":
+        click.echo(
+            "warning: hosted Canvas authorizes on https://sso.canvaslms.com/api/lti/authorize_redirect; with "
+            "canvas.instructure.com, LTI Platform Storage (launches without third-party cookies) cannot work",
+            err=True,
+        )
+
+
+@main.group()
+def course() -> None:
+    """Canvas courses linked to programmes (a course owner links one by launching from it)."""
+
+
+@course.command("list")
+def course_list() -> None:
+    """Every linked course: link id, programme, Canvas instance, context id, title, when."""
+    from kurspakke.models import CourseLink
+
+    settings = _settings()
+    with make_session_factory(make_engine(settings.database_url))() as session:
+        links = session.scalars(select(CourseLink).order_by(CourseLink.id)).all()
+        for link in links:
+            click.echo(
+                f"{link.id}\t{link.programme_id}\t{link.platform_instance}\t{link.context_id}\t{link.title}\t"
+                f"{link.created_at:%Y-%m-%d %H:%M} UTC\tby {link.linked_by_person_sub or '-'}"
+            )
+    if not links:
+        click.echo("no linked courses")
+
+
+@course.command("unlink")
+@click.option("--id", "link_id", required=True, type=click.IntRange(min=1), help="Link id from `course list`.")
+def course_unlink(link_id: int) -> None:
+    """Remove a course's link to its programme, so the right course can be linked."""
+    from kurspakke.services.access import LinkError, unlink_course
+
+    settings = _settings()
+    try:
+        with transaction(make_session_factory(make_engine(settings.database_url))) as session:
+            link = unlink_course(session, link_id)
+            summary = f"{link.context_id} ({link.title}) from {link.programme_id}"
+    except LinkError as exc:
+        raise click.ClickException(f"no linked course with id {link_id}") from exc
+    click.echo(
+        f"unlinked {summary}; web processes that cached the link stop using it within "
+        f"{settings.registration_cache_seconds:g} s"
+    )
 
 
 @main.group()

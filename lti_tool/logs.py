@@ -48,7 +48,10 @@ def configure(json_lines: bool, level: int = logging.INFO) -> None:
 
 
 def log_event(msg: str, level: int = logging.INFO, **fields: Any) -> None:
-    logger.log(level, msg, extra={"fields": fields})
+    # makeRecord + handle instead of logger.log: no walk up the stack for a caller that no log line shows (it
+    # runs on every request).
+    if logger.isEnabledFor(level):
+        logger.handle(logger.makeRecord(logger.name, level, __name__, 0, msg, (), None, extra={"fields": fields}))
 
 
 def init_app(app: Flask) -> None:

@@ -6,6 +6,8 @@ import base64
 import functools
 import hashlib
 import hmac
+import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import requests
 from flask import current_app, g
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
@@ -23,6 +26,7 @@ from kurspakke.services.access import CourseLinkCache
 from kurspakke.services.keys import KeyRing
 from kurspakke.services.lti_state import DatabaseStateStore, LtiStateStore, RedisStateStore
 from kurspakke.services.platforms import RegistrationCache, platform_origins
+from lti_tool.logs import log_event
 
 
 @dataclass
@@ -41,6 +45,7 @@ class ToolServices:
     redis: Any | None = None
     _origins: tuple[float, list[str], list[str]] = field(default=(float("-inf"), [], []))
     origins_ttl: float = 30.0
+    origins_retry: float = 5.0
 
     @property
     def launch_url(self) -> str:
@@ -51,12 +56,19 @@ class ToolServices:
         return hmac.new(self.settings.secret_key.encode(), b"kurspakke-launch-token", hashlib.sha256).digest()
 
     def platform_origins(self) -> tuple[list[str], list[str]]:
-        """(frame origins, form origins) of all registered platforms, cached briefly per process."""
+        """(frame origins, form origins) of all registered platforms, cached briefly per process. With the
+        database unreachable, the last origins known (none: only 'self') for a few seconds more, so that error
+        pages and /healthz still answer, with headers at least as strict as before."""
         loaded_at, frames, forms = self._origins
         if time.monotonic() - loaded_at < self.origins_ttl:
             return frames, forms
-        with self.readonly_session_factory() as session:
-            frames, forms = platform_origins(session)
+        try:
+            with self.readonly_session_factory() as session:
+                frames, forms = platform_origins(session)
+        except SQLAlchemyError as exc:
+            log_event("platform origins unavailable", logging.WARNING, error=type(exc).__name__)
+            self._origins = (time.monotonic() - self.origins_ttl + self.origins_retry, frames, forms)
+            return frames, forms
         self._origins = (time.monotonic(), frames, forms)
         return frames, forms
 
@@ -84,8 +96,11 @@ def commit() -> None:
 def state_store() -> LtiStateStore:
     svc = services()
     if svc.redis is not None:
-        return RedisStateStore(svc.redis)
+        return RedisStateStore(svc.redis, db())
     return DatabaseStateStore(db())
+
+
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
 def _launch_signature(launch_id: str) -> str:
@@ -101,7 +116,7 @@ def make_launch_token(launch_id: str) -> str:
 
 def read_launch_token(token: str) -> str | None:
     """The launch id in a correctly signed token, else None (the store then checks that it has not expired)."""
-    if not token or len(token) > 128 or token.count(".") != 1:
+    if not token or len(token) > 128 or not _TOKEN_SHAPE.fullmatch(token):
         return None
     launch_id, signature = token.split(".")
     if not launch_id or not hmac.compare_digest(signature, _launch_signature(launch_id)):

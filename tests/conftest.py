@@ -168,7 +168,7 @@ def sim_client(sim_app: Flask) -> FlaskClient:
 def register_sim(session: Session, sim: SimPlatform, **extra: Any) -> None:
     add_platform(
         session,
-        issuer=sim.issuer,
+        issuer=extra.pop("issuer", sim.issuer),
         client_id=extra.pop("client_id", sim.config.client_id),
         deployment_ids=extra.pop("deployment_ids", [sim.config.deployment_id]),
         auth_login_url=SIM + "/api/lti/authorize_redirect",

@@ -8,12 +8,12 @@ the platform's signed roles claim says.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, func, or_, select
+from sqlalchemy import Select, and_, bindparam, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -111,7 +111,8 @@ class CourseLinkInfo:
 
 class CourseLinkCache:
     """Per-process cache of course links found (never of links missing, so a newly linked course is seen at once
-    by every process). Links are only ever added, so a cached link cannot go stale within ``ttl_seconds``."""
+    by every process). A link removed by the operator (`kurspakke course unlink`) is still seen by a process
+    that cached it, for up to ``ttl_seconds``."""
 
     def __init__(self, ttl_seconds: float) -> None:
         self._ttl = ttl_seconds
@@ -178,6 +179,18 @@ def link_course(
     return link
 
 
+def unlink_course(session: Session, link_id: int) -> CourseLink:
+    """Remove a course's link to its programme (the operator's remedy for a course linked by mistake, e.g. a
+    teacher's sandbox that took the programme first); its unlicensed list goes with it. Web processes stop
+    seeing the link within the course-link cache's lifetime. Raises LinkError when there is no such link."""
+    link = session.get(CourseLink, link_id)
+    if link is None:
+        raise LinkError("course_link_unknown")
+    session.delete(link)
+    session.flush()
+    return link
+
+
 @dataclass(frozen=True)
 class PersonInfo:
     id: int
@@ -231,6 +244,9 @@ _PERSON_BY_ID = _with_roles(
 )
 
 
+PersonMatch = tuple[PersonInfo | None, list[ProgrammeRoleKind], list[OrganisationInfo]]
+
+
 def _roles_of(rows: Iterable[Any]) -> tuple[list[ProgrammeRoleKind], list[OrganisationInfo]]:
     roles: set[ProgrammeRoleKind] = set()
     organisations: dict[int, OrganisationInfo] = {}
@@ -243,9 +259,7 @@ def _roles_of(rows: Iterable[Any]) -> tuple[list[ProgrammeRoleKind], list[Organi
     return sorted(roles, key=order.index), [organisations[k] for k in sorted(organisations)]
 
 
-def person_access(
-    session: Session, person_id: int, programme_id: str
-) -> tuple[PersonInfo | None, list[ProgrammeRoleKind], list[OrganisationInfo]]:
+def person_access(session: Session, person_id: int, programme_id: str) -> PersonMatch:
     """The person with this id and the roles and organisations they hold in the programme (one query)."""
     rows = session.connection().execute(_PERSON_BY_ID, {"person_id": person_id, "programme_id": programme_id}).all()
     if not rows:
@@ -253,68 +267,109 @@ def person_access(
     return (PersonInfo(rows[0].id, rows[0].name, rows[0].email), *_roles_of(rows))
 
 
+def person_query(launcher: Launcher, programme_id: str) -> tuple[Select[Any], dict[str, Any]]:
+    """The one query that finds the launcher by identity (the LTI sub, and the Canvas user id where the launch
+    carries one), with the person's roles and organisations in the programme. Read-only: a launch runs it in the
+    same round trip as recording itself (see kurspakke/services/lti_state.py)."""
+    return _PERSON_BY_IDENTITY, {
+        "issuer": launcher.issuer,
+        "sub": launcher.sub,
+        "instance": launcher.platform_instance,
+        # A Canvas user id never matches when the launch carries none.
+        "canvas_user_id": launcher.canvas_user_id or "",
+        "programme_id": programme_id,
+    }
+
+
+def _matched(rows: Sequence[Any]) -> tuple[dict[IdentityKind, int], int | None]:
+    """The identities found, and the person they name: the Canvas user id recorded at provisioning wins over
+    the LTI sub of an earlier launch."""
+    found = {row.kind: row.id for row in rows}
+    return found, found.get(IdentityKind.CANVAS_USER_ID) or found.get(IdentityKind.LTI_SUB)
+
+
+def _person_of(rows: Sequence[Any], person_id: int) -> PersonMatch:
+    mine = [row for row in rows if row.id == person_id]
+    return (PersonInfo(mine[0].id, mine[0].name, mine[0].email), *_roles_of(mine))
+
+
+def known_person(session: Session, launcher: Launcher, programme_id: str) -> PersonMatch:
+    """The person of an earlier launch, by the identities that launch recorded (reads only)."""
+    rows = session.connection().execute(*person_query(launcher, programme_id)).all()
+    _, person_id = _matched(rows)
+    return (None, [], []) if person_id is None else _person_of(rows, person_id)
+
+
 def match_person(
-    session: Session, launcher: Launcher, programme_id: str
-) -> tuple[PersonInfo | None, list[ProgrammeRoleKind], list[OrganisationInfo]]:
+    session: Session, launcher: Launcher, programme_id: str, rows: Sequence[Any] | None = None
+) -> PersonMatch:
     """The person launching, with their roles and organisations in ``programme_id``.
 
-    Canvas user id recorded at provisioning, else the LTI sub from an earlier launch, else a unique e-mail. The
-    usual case is one query: both identities, the person, and their roles joined. On a match, the identities this
-    launch carries are recorded so the next launch matches directly. An e-mail shared by several people matches
-    no one (never guessed).
+    Canvas user id recorded at provisioning, else the LTI sub from an earlier launch, else a unique e-mail of a
+    person not yet tied to any account (see _unclaimed_by_email).
+    ``rows`` are those of person_query, when the caller has run it already (the launch does, in the statement
+    that records it). On a match, the identities this launch carries are recorded so the next launch, and every
+    later request of this one, matches directly. An e-mail shared by several people matches no one (never
+    guessed).
     """
-    rows = (
-        session.connection()
-        .execute(
-            _PERSON_BY_IDENTITY,
-            {
-                "issuer": launcher.issuer,
-                "sub": launcher.sub,
-                "instance": launcher.platform_instance,
-                # A Canvas user id never matches when the launch carries none.
-                "canvas_user_id": launcher.canvas_user_id or "",
-                "programme_id": programme_id,
-            },
-        )
-        .all()
-    )
-    found = {row.kind: row.id for row in rows}
-    person_id = found.get(IdentityKind.CANVAS_USER_ID) or found.get(IdentityKind.LTI_SUB)
+    if rows is None:
+        rows = session.connection().execute(*person_query(launcher, programme_id)).all()
+    found, person_id = _matched(rows)
     if person_id is None and launcher.email:
-        candidates = session.scalars(
-            select(Person.id).where(func.lower(Person.email) == launcher.email.strip().lower()).limit(2)
-        ).all()
-        person_id = candidates[0] if len(candidates) == 1 else None
+        person_id = _unclaimed_by_email(session, launcher.email)
     if person_id is None:
         return None, [], []
     wanted = [(IdentityKind.LTI_SUB, launcher.issuer, launcher.sub)]
     if launcher.canvas_user_id:
         wanted.append((IdentityKind.CANVAS_USER_ID, launcher.platform_instance, launcher.canvas_user_id))
-    for kind, scope, value in wanted:
-        if kind not in found:
-            _remember(session, person_id, kind, scope, value)
-    mine = [row for row in rows if row.id == person_id]
-    if not mine:  # matched by e-mail
+    recorded = [_remember(session, person_id, kind, scope, value) for kind, scope, value in wanted if kind not in found]
+    if not all(recorded):
+        # Someone recorded one of these identities meanwhile (a concurrent launch, or provisioning, perhaps for
+        # another person record): decide again from what is stored now, as every later request will.
+        return known_person(session, launcher, programme_id)
+    if person_id not in found.values():  # matched by e-mail
         return person_access(session, person_id, programme_id)
-    return (PersonInfo(mine[0].id, mine[0].name, mine[0].email), *_roles_of(mine))
+    return _person_of(rows, person_id)
 
 
-def _remember(session: Session, person_id: int, kind: IdentityKind, scope: str, value: str) -> None:
+def _unclaimed_by_email(session: Session, email: str) -> int | None:
+    """The one person with this e-mail, if nobody has launched as them and they hold no Canvas user id yet.
+
+    E-mail is the weakest match (a platform's claim, often unverified, and any registered platform can send any
+    address), so it only ever finds a person the tool has not tied to an account: once a person has an identity
+    (a sub from a launch, a Canvas user id from provisioning), only that identity opens their records. Several
+    people with one address match no one (never guessed)."""
+    # Locked until this launch commits, so two first launches with one e-mail cannot both claim the person: the
+    # second waits, then finds the first one's identity. (SQLite serialises writers anyway.)
+    candidates = session.scalars(
+        select(Person.id).where(func.lower(Person.email) == email.strip().lower()).limit(2).with_for_update()
+    ).all()
+    if len(candidates) != 1:
+        return None
+    claimed = session.scalar(select(PersonIdentity.id).where(PersonIdentity.person_id == candidates[0]).limit(1))
+    return None if claimed is not None else candidates[0]
+
+
+def _remember(session: Session, person_id: int, kind: IdentityKind, scope: str, value: str) -> bool:
+    """Record an identity of the person; False when it was recorded concurrently (by whomever)."""
     try:
         with session.begin_nested():
             session.add(PersonIdentity(person_id=person_id, kind=kind, scope=scope, value=value))
             session.flush()
     except IntegrityError:
-        pass  # recorded by a concurrent launch of the same person
+        return False
+    return True
 
 
-def resolve_access(session: Session, launcher: Launcher, links: CourseLinkCache) -> Access:
-    """Decide what the launcher may do in this course. Flushes (identities, unlicensed list); the caller commits."""
-    link = links.get(session, launcher.platform_instance, launcher.context_id)
+def resolve_access(
+    session: Session, launcher: Launcher, link: CourseLinkInfo | None, rows: Sequence[Any] | None = None
+) -> Access:
+    """Decide what the launcher may do in the course ``link`` (None: not linked). ``rows`` as for match_person.
+    Flushes (identities, unlicensed list); the caller commits."""
     owner = is_course_owner_role(launcher.roles)
     if link is None:
         return Access(course_link=None, course_owner=owner, person=None)
-    person, roles, orgs = match_person(session, launcher, link.programme_id)
+    person, roles, orgs = match_person(session, launcher, link.programme_id, rows)
     access = Access(course_link=link, course_owner=owner, person=person, roles=roles, organisations=orgs)
     if not access.known:
         record_unlicensed(session, link, launcher)

@@ -4,15 +4,36 @@ The login keeps no server state: its state parameter is signed (see lti_tool/lti
 nonce. A launch consumes that nonce by recording itself: the launch record's nonce is unique, inserted with
 ON CONFLICT DO NOTHING (or SET NX in Redis), so a replayed id_token, even raced from several processes at once,
 finds its nonce taken. Two stores with one contract: the database (default) and Redis (REDIS_URL).
+
+Recording a launch also runs the launch's one read (who is launching), so that on PostgreSQL the whole launch is a
+single statement: the INSERT as a data-modifying CTE beside the SELECT, in its own implicit transaction. That is
+one round trip where a transaction would take four (BEGIN, SELECT, INSERT, COMMIT).
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import secrets
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import JSON, CursorResult, bindparam, delete, select, text
+from sqlalchemy import (
+    JSON,
+    CursorResult,
+    Engine,
+    Executable,
+    Row,
+    Select,
+    String,
+    bindparam,
+    delete,
+    literal_column,
+    select,
+    text,
+    true,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from kurspakke.models import LaunchRecord, utcnow
@@ -23,11 +44,22 @@ class NonceReused(Exception):
     """This nonce was consumed by an earlier launch: a replay."""
 
 
+# A read-only query and its parameters, run by record_launch in the same round trip where the store can.
+Read = tuple[Select[Any], dict[str, Any]]
+
+
 class LtiStateStore(Protocol):
-    def record_launch(self, launch_id: str, nonce: str, data: dict[str, Any], ttl_seconds: int) -> None:
-        """Raises NonceReused."""
+    def record_launch(
+        self, launch_id: str, nonce: str, data: dict[str, Any], ttl_seconds: int, read: Read | None = None
+    ) -> list[Row[Any]]:
+        """Record the launch, consuming its nonce, and return the rows of ``read`` (none without it).
+        Raises NonceReused, and then nothing was recorded."""
 
     def get_launch(self, launch_id: str) -> dict[str, Any] | None: ...
+
+    def end_launch(self, launch_id: str) -> bool:
+        """The launch is used up (a deep-linking launch, for its one response): its token opens nothing more.
+        False when it was ended already (or never was): of two racing callers, one gets True."""
 
     def purge_expired(self) -> int: ...
 
@@ -46,14 +78,34 @@ _RECORD_LAUNCH = text(
 )
 
 
+@functools.lru_cache(maxsize=8)
+def _with_launch(read: Select[Any]) -> Select[Any]:
+    """``WITH launch AS (INSERT … RETURNING id) SELECT launch.id, found.* FROM launch LEFT JOIN (read) AS found
+    ON true``: no row when the nonce was taken (nothing inserted), else the read's rows, or one row whose ``hit``
+    is NULL when the read found nothing. The read does not see the launch being inserted. Built once per read
+    statement (building costs more than running; statements hash by identity)."""
+    launch = _RECORD_LAUNCH.columns(id=String).cte("launch")
+    found = read.add_columns(literal_column("1").label("hit")).subquery("found")
+    return select(launch.c.id.label("launch_id"), *found.c).select_from(launch.outerjoin(found, true()))
+
+
 class DatabaseStateStore:
-    """Launches in the request's own session: written in the same transaction as everything else of the request,
-    so a refused launch consumes nothing."""
+    """Launches in the database.
+
+    On PostgreSQL the launch and its read are one statement. When the request has not touched the database yet
+    (the usual launch), it runs on its own connection in autocommit, so it is committed at once: callers refuse a
+    launch before recording it, never after. When the request already holds a transaction, it runs inside it
+    (one connection per request, never two). On SQLite the INSERT and the read run in the request's transaction.
+    A replayed launch records nothing. A request that fails after recording (a database error, say) leaves the
+    record, and so the consumed nonce, behind until it expires: the platform has to start a new launch.
+    """
 
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def record_launch(self, launch_id: str, nonce: str, data: dict[str, Any], ttl_seconds: int) -> None:
+    def record_launch(
+        self, launch_id: str, nonce: str, data: dict[str, Any], ttl_seconds: int, read: Read | None = None
+    ) -> list[Row[Any]]:
         now = utcnow()
         values = {
             "id": launch_id,
@@ -62,15 +114,39 @@ class DatabaseStateStore:
             "expires_at": now + timedelta(seconds=ttl_seconds),
             "created_at": now,
         }
+        if read is not None and not values.keys().isdisjoint(read[1]):
+            raise ValueError("a read parameter has the name of a launch column")
+        bind = self.session.get_bind()
+        if isinstance(bind, Engine) and bind.dialect.name == "postgresql":
+            statement: Executable = _RECORD_LAUNCH
+            params = values
+            if read is not None:
+                statement, params = _with_launch(read[0]), {**read[1], **values}
+            if self.session.in_transaction():
+                rows = self.session.connection().execute(statement, params).all()
+            else:
+                with bind.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    rows = conn.execute(statement, params).all()
+            if not rows:
+                raise NonceReused(nonce)
+            return [row for row in rows if row.hit is not None] if read is not None else []
         inserted = self.session.connection().execute(_RECORD_LAUNCH, values).first()
         if inserted is None:
             raise NonceReused(nonce)
+        return [] if read is None else list(self.session.connection().execute(*read).all())
 
     def get_launch(self, launch_id: str) -> dict[str, Any] | None:
         data = self.session.scalars(
             select(LaunchRecord.data).where(LaunchRecord.id == launch_id, LaunchRecord.expires_at > utcnow())
         ).one_or_none()
         return None if data is None else dict(data)
+
+    def end_launch(self, launch_id: str) -> bool:
+        # Re-keyed to an id no token carries, not deleted: the row keeps its nonce consumed until it expires.
+        result: CursorResult[Any] = self.session.execute(  # type: ignore[assignment]
+            update(LaunchRecord).where(LaunchRecord.id == launch_id).values(id="ended-" + secrets.token_urlsafe(24))
+        )
+        return result.rowcount == 1
 
     def purge_expired(self) -> int:
         result: CursorResult[Any] = self.session.execute(  # type: ignore[assignment]
@@ -80,22 +156,29 @@ class DatabaseStateStore:
 
 
 class RedisStateStore:
-    """Launches in Redis; expiry is Redis's own TTL, so purging is a no-op."""
+    """Launches in Redis; expiry is Redis's own TTL, so purging is a no-op. The read runs in the request's session."""
 
     PREFIX = "kurspakke:lti:"
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, session: Session) -> None:
         self.client = client
+        self.session = session
 
-    def record_launch(self, launch_id: str, nonce: str, data: dict[str, Any], ttl_seconds: int) -> None:
+    def record_launch(
+        self, launch_id: str, nonce: str, data: dict[str, Any], ttl_seconds: int, read: Read | None = None
+    ) -> list[Row[Any]]:
         # SET NX is atomic: of several racing launches with one nonce, one wins.
         if not self.client.set(f"{self.PREFIX}nonce:{nonce}", launch_id, nx=True, ex=ttl_seconds):
             raise NonceReused(nonce)
         self.client.set(f"{self.PREFIX}launch:{launch_id}", json.dumps(data), ex=ttl_seconds)
+        return [] if read is None else list(self.session.connection().execute(*read).all())
 
     def get_launch(self, launch_id: str) -> dict[str, Any] | None:
         raw = self.client.get(f"{self.PREFIX}launch:{launch_id}")
         return None if raw is None else dict(json.loads(raw))
+
+    def end_launch(self, launch_id: str) -> bool:
+        return bool(self.client.delete(f"{self.PREFIX}launch:{launch_id}"))  # the nonce key stays: no replay
 
     def purge_expired(self) -> int:
         return 0

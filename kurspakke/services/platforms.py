@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -83,6 +84,19 @@ def add_platform(
             known.add(dep.strip())
     session.flush()
     return reg
+
+
+def platform_instance(issuer: str, guid: str | None) -> str:
+    """Which Canvas a launch speaks for: the platform's ``tool_platform.guid`` scoped by the issuer that signed
+    the launch, so a registered platform can only ever speak for instances under its own issuer (hosted Canvas:
+    only Instructure signs for https://canvas.instructure.com). Course links and Canvas user ids are stored
+    under this scope. Without a guid, the issuer alone."""
+    if not guid:
+        return issuer
+    scoped = f"{issuer}|{guid}"
+    if len(scoped) <= 255:
+        return scoped
+    return f"{issuer[:180]}|sha256:{hashlib.sha256(guid.encode()).hexdigest()}"
 
 
 def find_registration(session: Session, issuer: str, client_id: str | None) -> Registration:

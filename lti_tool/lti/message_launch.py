@@ -229,7 +229,11 @@ class ToolMessageLaunch(MessageLaunch[ParamsRequest, _DatabaseToolConf, SessionS
     def validate_nonce(self) -> ToolMessageLaunch:
         """The token's nonce must be the one this login sent. It is consumed when the launch is recorded."""
         nonce = self._jwt["body"].get("nonce")
-        if not isinstance(nonce, str) or not secrets.compare_digest(nonce, self._pending.nonce):
+        if (
+            not isinstance(nonce, str)
+            or not nonce.isascii()
+            or not secrets.compare_digest(nonce.encode(), self._pending.nonce.encode())
+        ):
             raise LtiRefusal("nonce_invalid", detail="nonce does not belong to this login")
         return self
 

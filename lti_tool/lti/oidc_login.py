@@ -10,11 +10,14 @@ login by a Partitioned cookie and, when the platform offers it, LTI Platform Sto
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -55,23 +58,77 @@ def state_binding(state: str) -> str:
     return hashlib.sha256(state.encode()).hexdigest()[:32]
 
 
-class StateSigner:
+def binding_name(binding: str) -> str:
+    """The name of the login's cookie, and of its key in the platform's storage."""
+    return STATE_COOKIE_PREFIX + binding
+
+
+def binding_proof(secret_key: str, binding: str) -> str:
+    """What the browser must hold for a login — the value of its state cookie, or of its platform-storage key: a
+    MAC of the binding under SECRET_KEY, so that knowing the state (which travels in URLs and forms) is not
+    enough to forge it."""
+    mac = hmac.new(secret_key.encode(), b"kurspakke-login-binding|" + binding.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+class _TimedSigner:
+    """A signed, timestamped token (itsdangerous, SECRET_KEY) with its own salt; read() refuses a forged,
+    altered or expired one with LtiRefusal(state_invalid)."""
+
+    SALT = ""
+    WHAT = ""
+
     def __init__(self, secret_key: str, ttl_seconds: int) -> None:
-        self._serializer = URLSafeTimedSerializer(secret_key, salt="kurspakke-lti-login-state")
+        self._serializer = URLSafeTimedSerializer(secret_key, salt=self.SALT)
         self._ttl = ttl_seconds
 
+    def _dumps(self, value: list[Any]) -> str:
+        return self._serializer.dumps(value)
+
+    def _loads(self, token: str) -> Any:
+        try:
+            return self._serializer.loads(token, max_age=self._ttl)
+        except SignatureExpired as exc:
+            raise LtiRefusal("state_invalid", detail=f"{self.WHAT} expired") from exc
+        except BadSignature as exc:
+            raise LtiRefusal("state_invalid", detail=f"{self.WHAT} not issued by this tool") from exc
+
+
+class StateSigner(_TimedSigner):
+    SALT = "kurspakke-lti-login-state"
+    WHAT = "state"
+
     def sign(self, login: PendingLogin) -> str:
-        return self._serializer.dumps([login.nonce, login.registration_id, login.target_link_uri, login.storage_target])
+        return self._dumps([login.nonce, login.registration_id, login.target_link_uri, login.storage_target])
 
     def read(self, state: str) -> PendingLogin:
         """Raises LtiRefusal(state_invalid) for a forged, altered or expired state."""
         try:
-            nonce, registration_id, target, storage = self._serializer.loads(state, max_age=self._ttl)
-        except SignatureExpired as exc:
-            raise LtiRefusal("state_invalid", detail="state expired") from exc
-        except (BadSignature, ValueError, TypeError) as exc:
+            nonce, registration_id, target, storage = self._loads(state)
+        except (ValueError, TypeError) as exc:
             raise LtiRefusal("state_invalid", detail="state not issued by this tool") from exc
         return PendingLogin(nonce, registration_id, target, storage)
+
+
+class StorageConfirmSigner(_TimedSigner):
+    """The check page's ticket after a cookieless launch: which launch, bound to which login. The launch token is
+    handed out only when the page comes back with the proof it read from the platform's storage."""
+
+    SALT = "kurspakke-storage-confirm"
+    WHAT = "storage check"
+
+    def sign(self, launch_id: str, binding: str) -> str:
+        return self._dumps([launch_id, binding])
+
+    def read(self, ticket: str) -> tuple[str, str]:
+        """(launch id, binding). Raises LtiRefusal(state_invalid) for a forged, altered or expired ticket."""
+        try:
+            launch_id, binding = self._loads(ticket)
+        except (ValueError, TypeError) as exc:
+            raise LtiRefusal("state_invalid", detail="storage check malformed") from exc
+        if not isinstance(launch_id, str) or not isinstance(binding, str):
+            raise LtiRefusal("state_invalid", detail="storage check malformed")
+        return launch_id, binding
 
 
 def _param(params: Mapping[str, str], key: str, *, required: bool) -> str | None:

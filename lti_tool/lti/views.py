@@ -5,21 +5,30 @@ from __future__ import annotations
 import functools
 import secrets
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 import jwt
-from flask import Blueprint, abort, jsonify, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, abort, g, jsonify, make_response, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
+from config.developer_key import developer_key
 from kurspakke.services.platforms import origin_of
 from lti_tool.lti.errors import LtiRefusal
 from lti_tool.lti.message_launch import CLAIM, ToolMessageLaunch
-from lti_tool.lti.oidc_login import STATE_COOKIE_PREFIX, StateSigner, start_login, state_binding
-from lti_tool.services import commit, services
+from lti_tool.lti.oidc_login import (
+    StateSigner,
+    StorageConfirmSigner,
+    binding_name,
+    binding_proof,
+    start_login,
+    state_binding,
+)
+from lti_tool.services import commit, make_launch_token, services, state_store
 from lti_tool.views.context import current_launch, land, start_launch
 
 bp = Blueprint("lti", __name__, url_prefix="/lti")
 
+_S = TypeVar("_S", StateSigner, StorageConfirmSigner)
 DEEP_LINK_VIEWS = ("participant", "mentor", "licences")
 DL = "https://purl.imsglobal.org/spec/lti-dl/claim/"
 
@@ -31,6 +40,7 @@ def login() -> ResponseReturnValue:
     result = start_login(
         params.to_dict(), registrations=svc.registrations, signer=state_signer(), launch_url=svc.launch_url
     )
+    proof = binding_proof(svc.settings.secret_key, result.binding)
     if result.storage_target:
         response = make_response(
             render_template(
@@ -38,14 +48,15 @@ def login() -> ResponseReturnValue:
                 auth_url=result.auth_url,
                 storage_target=result.storage_target,
                 platform_origin=result.platform_origin,
-                state=result.binding,
+                key=binding_name(result.binding),
+                proof=proof,
             )
         )
     else:
         response = make_response(redirect(result.auth_url, code=302))
     response.set_cookie(
-        STATE_COOKIE_PREFIX + result.binding,
-        result.binding,
+        binding_name(result.binding),
+        proof,
         max_age=svc.settings.login_state_ttl_seconds,
         path="/lti/",
         secure=True,
@@ -58,12 +69,18 @@ def login() -> ResponseReturnValue:
 
 def state_signer() -> StateSigner:
     settings = services().settings
-    return _signer(settings.secret_key, settings.login_state_ttl_seconds)
+    return _signer(StateSigner, settings.secret_key, settings.login_state_ttl_seconds)
 
 
-@functools.lru_cache(maxsize=4)
-def _signer(secret_key: str, ttl_seconds: int) -> StateSigner:
-    return StateSigner(secret_key, ttl_seconds)
+def confirm_signer() -> StorageConfirmSigner:
+    settings = services().settings
+    return _signer(StorageConfirmSigner, settings.secret_key, settings.login_state_ttl_seconds)
+
+
+@functools.lru_cache(maxsize=8)
+def _signer(kind: type[_S], secret_key: str, ttl_seconds: int) -> _S:
+    """Built once per process (and per settings, which tests replace), not per request."""
+    return kind(secret_key, ttl_seconds)
 
 
 @bp.post("/launch")
@@ -80,7 +97,9 @@ def launch() -> ResponseReturnValue:
         raise LtiRefusal("state_invalid", detail="state missing")
     pending = state_signer().read(state)
     binding = state_binding(state)
-    cookie_ok = secrets.compare_digest(request.cookies.get(STATE_COOKIE_PREFIX + binding, ""), binding)
+    cookie = request.cookies.get(binding_name(binding), "")
+    proof = binding_proof(svc.settings.secret_key, binding)
+    cookie_ok = secrets.compare_digest(cookie.encode("utf-8", "replace"), proof.encode())
     if not cookie_ok and not pending.storage_target:
         raise LtiRefusal("state_invalid", detail="state cookie missing or different")
     registration = svc.registrations.by_id(pending.registration_id)
@@ -99,18 +118,40 @@ def launch() -> ResponseReturnValue:
     ctx = start_launch(message.claims, registration, nonce=pending.nonce)
     commit()  # release the write lock before rendering (SQLite queues writers on it)
     if not cookie_ok:
-        # Bound through LTI Platform Storage: the page reveals the tool only after the script has read this
-        # login's binding back from the platform's storage in this browser.
+        # Bound through LTI Platform Storage: the page reads this login's proof back from the platform's storage
+        # in this browser and posts it to /lti/storage-confirm; only then is the launch token handed out.
         return render_template(
             "lti/storage_check.html",
             storage_target=pending.storage_target,
             platform_origin=origin_of(registration.auth_login_url),
-            state=binding,
-            continue_url=url_for("app.home", lt=ctx.token),
+            key=binding_name(binding),
+            ticket=confirm_signer().sign(ctx.launch_id, binding),
         )
+    if pending.storage_target:
+        # The cookie bound this login, but the login page stored its proof in the platform's storage as well:
+        # the landing page's script clears it (the platform's storage per tool is small).
+        g.storage_clear = {
+            "target": pending.storage_target,
+            "origin": origin_of(registration.auth_login_url),
+            "key": binding_name(binding),
+        }
     response = make_response(land(ctx))
-    response.delete_cookie(STATE_COOKIE_PREFIX + binding, path="/lti/", secure=True, samesite="None", partitioned=True)
+    response.delete_cookie(binding_name(binding), path="/lti/", secure=True, samesite="None", partitioned=True)
     return response
+
+
+@bp.post("/storage-confirm")
+def storage_confirm() -> ResponseReturnValue:
+    """The cookieless launch's second half: the proof read back from the platform's storage opens the launch."""
+    ticket = request.form.get("ticket", "")
+    proof = request.form.get("proof", "")
+    if not ticket or len(ticket) > 1024 or len(proof) > 128:
+        raise LtiRefusal("state_invalid", detail="storage check missing")
+    launch_id, binding = confirm_signer().read(ticket)
+    expected = binding_proof(services().settings.secret_key, binding)
+    if not secrets.compare_digest(proof.encode("utf-8", "replace"), expected.encode()):
+        raise LtiRefusal("state_invalid", detail="platform storage did not hold this login's proof")
+    return redirect(url_for("app.home", lt=make_launch_token(launch_id)), code=303)
 
 
 @bp.get("/jwks")
@@ -122,53 +163,8 @@ def jwks() -> ResponseReturnValue:
 
 @bp.get("/config.json")
 def config_json() -> ResponseReturnValue:
-    """The Canvas developer-key JSON (paste into Developer Keys → LTI Key → Paste JSON)."""
-    base = services().settings.base_url
-    host = base.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0]
-    return jsonify(
-        {
-            "title": "Kurspakke",
-            "description": "Lisenser, mentorgrupper, fremdrift og kursbevis for opplæringspakker i Canvas.",
-            "oidc_initiation_url": base + "/lti/login",
-            "target_link_uri": base + "/lti/launch",
-            "public_jwk_url": base + "/lti/jwks",
-            "scopes": [
-                "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
-                "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly",
-                "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly",
-                "https://purl.imsglobal.org/spec/lti-ags/scope/score",
-                "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly",
-            ],
-            "extensions": [
-                {
-                    "domain": host,
-                    "tool_id": "kurspakke",
-                    "platform": "canvas.instructure.com",
-                    "privacy_level": "public",
-                    "settings": {
-                        "text": "Kurspakke",
-                        "placements": [
-                            {
-                                "placement": "course_navigation",
-                                "message_type": "LtiResourceLinkRequest",
-                                "target_link_uri": base + "/lti/launch",
-                                "text": "Kurspakke",
-                                "default": "enabled",
-                                "visibility": "public",
-                            },
-                            {
-                                "placement": "link_selection",
-                                "message_type": "LtiDeepLinkingRequest",
-                                "target_link_uri": base + "/lti/launch",
-                                "text": "Kurspakke",
-                            },
-                        ],
-                    },
-                }
-            ],
-            "custom_fields": {"canvas_user_id": "$Canvas.user.id", "canvas_course_id": "$Canvas.course.id"},
-        }
-    )
+    """The Canvas developer-key JSON (paste into Developer Keys → LTI Key → Paste JSON); see config/developer_key.py."""
+    return jsonify(developer_key(services().settings.base_url))
 
 
 @bp.post("/deep-link")
@@ -206,6 +202,11 @@ def deep_link_response() -> ResponseReturnValue:
     }
     if settings.get("data") is not None:
         payload[DL + "data"] = settings["data"]
+    # One response per deep-linking request (the platform asks anew): use the launch up before signing, so of
+    # two racing requests only one signs.
+    if not state_store().end_launch(ctx.launch_id):
+        raise LtiRefusal("launch_token_invalid", status=401)
+    commit()
     key = svc.keyring.signing_key()
     token = jwt.encode(payload, key.private_key, algorithm="RS256", headers={"kid": key.kid})
     return render_template(

@@ -18,12 +18,14 @@ from kurspakke.services.access import (
     Launcher,
     PersonInfo,
     is_course_owner_role,
+    known_person,
     normalise_roles,
-    person_access,
+    person_query,
     resolve_access,
 )
 from kurspakke.services.lti_state import NonceReused
 from kurspakke.services.platforms import RegistrationInfo
+from kurspakke.services.platforms import platform_instance as platform_instance_of
 from lti_tool.i18n import pick_locale
 from lti_tool.i18n_marker import N_
 from lti_tool.lti.errors import LtiRefusal
@@ -82,6 +84,11 @@ class LaunchContext:
         return url_for("app.page", view=view, lt=self.token)
 
 
+def _object(value: Any) -> dict[str, Any]:
+    """A claim that should be a JSON object; anything else counts as absent (never an AttributeError)."""
+    return value if isinstance(value, dict) else {}
+
+
 def _str(value: Any, limit: int = 255) -> str | None:
     return value[:limit] if isinstance(value, str) and value else None
 
@@ -100,13 +107,13 @@ def _http_url(value: Any) -> str | None:
 def start_launch(claims: dict[str, Any], registration: RegistrationInfo, *, nonce: str) -> LaunchContext:
     """Record what later requests of this launch need (no name or e-mail), consuming the login's nonce, and
     resolve the launcher's access. Raises LtiRefusal(nonce_invalid) for a replay."""
-    context = claims.get(CLAIM + "context") or {}
-    custom = claims.get(CLAIM + "custom") or {}
-    platform = claims.get(CLAIM + "tool_platform") or {}
-    presentation = claims.get(CLAIM + "launch_presentation") or {}
-    resource_link = claims.get(CLAIM + "resource_link") or {}
+    context = _object(claims.get(CLAIM + "context"))
+    custom = _object(claims.get(CLAIM + "custom"))
+    platform = _object(claims.get(CLAIM + "tool_platform"))
+    presentation = _object(claims.get(CLAIM + "launch_presentation"))
+    resource_link = _object(claims.get(CLAIM + "resource_link"))
     roles = sorted(normalise_roles(claims.get(CLAIM + "roles", [])))
-    platform_instance = _str(platform.get("guid")) or registration.issuer
+    platform_instance = platform_instance_of(registration.issuer, _str(platform.get("guid")))
     dl_settings = claims.get(DL_SETTINGS) if isinstance(claims.get(DL_SETTINGS), dict) else None
     if dl_settings is not None:
         return_url = _http_url(dl_settings.get("deep_link_return_url"))
@@ -118,43 +125,47 @@ def start_launch(claims: dict[str, Any], registration: RegistrationInfo, *, nonc
         sub=str(claims["sub"])[:255],
         platform_instance=platform_instance,
         roles=frozenset(roles),
-        context_id=_str(context.get("id")) if isinstance(context, dict) else None,
+        context_id=_str(context.get("id")),
         name=_str(claims.get("name")) or "",
         email=_str(claims.get("email"), 320) or "",
-        canvas_user_id=_canvas_id(custom.get("canvas_user_id")) if isinstance(custom, dict) else None,
+        canvas_user_id=_canvas_id(custom.get("canvas_user_id")),
     )
-    session = db()
-    access = resolve_access(session, launcher, services().course_links)
-    if claims[CLAIM + "message_type"] == "LtiDeepLinkingRequest" and not access.course_owner:
+    message_type = claims[CLAIM + "message_type"]
+    if message_type == "LtiDeepLinkingRequest" and not is_course_owner_role(roles):
         raise LtiRefusal("forbidden", status=403)  # only course owners place links
-    view = custom.get("kurspakke_view") if isinstance(custom, dict) else None
-    nrps: dict[str, Any] = claims[NRPS] if isinstance(claims.get(NRPS), dict) else {}
+    session = db()
+    link = services().course_links.get(session, platform_instance, launcher.context_id)
+    view = custom.get("kurspakke_view")
+    nrps = _object(claims.get(NRPS))
+    # No person id: later requests find the person by the identities this launch matched or recorded, so the
+    # launch can be recorded in the same statement that finds the person.
     data: dict[str, Any] = {
         "registration_id": registration.id,
         "issuer": registration.issuer,
         "client_id": registration.client_id,
         "deployment_id": claims[CLAIM + "deployment_id"],
-        "message_type": claims[CLAIM + "message_type"],
+        "message_type": message_type,
         "sub": launcher.sub,
         "platform_instance": platform_instance,
         "context_id": launcher.context_id,
-        "context_title": _str(context.get("title")) if isinstance(context, dict) else None,
-        "canvas_course_id": _canvas_id(custom.get("canvas_course_id")) if isinstance(custom, dict) else None,
+        "context_title": _str(context.get("title")),
+        "canvas_course_id": _canvas_id(custom.get("canvas_course_id")),
         "canvas_user_id": launcher.canvas_user_id,
-        "resource_link_id": _str(resource_link.get("id")) if isinstance(resource_link, dict) else None,
+        "resource_link_id": _str(resource_link.get("id")),
         "roles": roles,
         "locale": pick_locale(_str(claims.get("locale")) or _str(presentation.get("locale"))),
         "view": view if view in VIEW_TITLES else None,
-        "person_id": access.person.id if access.person else None,
         "nrps_url": _http_url(nrps.get("context_memberships_url")),
         "ags": claims.get(AGS) if isinstance(claims.get(AGS), dict) else None,
         "deep_linking_settings": dl_settings,
     }
     launch_id = secrets.token_urlsafe(24)
+    read = person_query(launcher, link.programme_id) if link is not None else None
     try:
-        state_store().record_launch(launch_id, nonce, data, services().settings.launch_token_ttl_seconds)
+        rows = state_store().record_launch(launch_id, nonce, data, services().settings.launch_token_ttl_seconds, read)
     except NonceReused as exc:
         raise LtiRefusal("nonce_invalid", detail="nonce already used: a replay") from exc
+    access = resolve_access(session, launcher, link, rows)
     return _context(launch_id, make_launch_token(launch_id), data, access)
 
 
@@ -184,9 +195,18 @@ def current_launch() -> LaunchContext:
         raise LtiRefusal("launch_token_invalid", status=401)
     session = db()
     link = services().course_links.get(session, data["platform_instance"], data.get("context_id"))
-    access = Access(course_link=link, course_owner=is_course_owner_role(data.get("roles", [])), person=None)
-    if link is not None and data.get("person_id"):
-        access.person, access.roles, access.organisations = person_access(session, data["person_id"], link.programme_id)
+    roles = data.get("roles", [])
+    access = Access(course_link=link, course_owner=is_course_owner_role(roles), person=None)
+    if link is not None:
+        launcher = Launcher(
+            issuer=data["issuer"],
+            sub=data["sub"],
+            platform_instance=data["platform_instance"],
+            roles=frozenset(roles),
+            context_id=data.get("context_id"),
+            canvas_user_id=data.get("canvas_user_id"),
+        )
+        access.person, access.roles, access.organisations = known_person(session, launcher, link.programme_id)
     return _context(launch_id, token, data, access)
 
 
@@ -198,12 +218,10 @@ def land(ctx: LaunchContext) -> str:
                 "link_course.html", ctx=ctx, programmes=sorted(services().programmes.values(), key=lambda p: p.title)
             )
         return render_template("not_set_up.html", ctx=ctx)
-    if ctx.data.get("message_type") == "LtiDeepLinkingRequest":
-        if not ctx.course_owner:
-            raise LtiRefusal("forbidden", status=403)
+    if ctx.data.get("message_type") == "LtiDeepLinkingRequest":  # only owners get here (start_launch)
         return render_template("lti/deep_link_select.html", ctx=ctx)
     if not ctx.views:
-        return render_template("unknown_user.html", ctx=ctx)
+        return render_template("unknown_user.html", ctx=ctx, programme=ctx.programme)
     from lti_tool.views.pages import render_view
 
     return render_view(ctx, ctx.default_view)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from canvas_sim import SimConfig, SimPlatform, create_sim_app
@@ -27,9 +28,7 @@ from kurspakke.db import make_engine, make_session_factory, transaction, upgrade
 from kurspakke.services.demo import load_demo
 from kurspakke.services.keys import ensure_key
 from lti_tool import create_app
-
-pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from tests.conftest import IN_CI
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -43,6 +42,11 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # Every frame in the page's own renderer process. With site isolation the tool's frame changes process at each
+    # hop of the launch (tool, simulator, tool again), and on a cold machine Playwright at times kept showing the
+    # frame's previous document (CI saw the login page's heading after the landing page had loaded). Cookies,
+    # their partitions, SameSite, CSP and postMessage origins are decided per site, not per process: unchanged.
+    "--disable-site-isolation-trials",
 ]
 
 expect.set_options(timeout=15_000)  # a launch is six page loads; leave room on a busy CI machine
@@ -133,8 +137,11 @@ def _load_demo_data(database_url: str, sim_config: SimConfig) -> None:
         engine.dispose()
 
 
-@pytest.fixture(scope="session")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+@contextmanager
+def _live_stack(tmp: Path, *, canvas_layout: bool) -> Iterator[LiveStack]:
+    """The tool and the simulator on loopback servers. With canvas_layout, as hosted Canvas is laid out: the
+    Canvas page on one origin, authorization and the post_message_forwarding frame on another (sso), the tool on
+    a third."""
     sim_wsgi, tool_wsgi = LateApp(), LateApp()
     with ExitStack() as stack:
         # Bound first (port 0: the OS picks free ports), because each app must know the other's URL.
@@ -144,18 +151,23 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
         stack.callback(tool_server.server_close)
         sim_url = f"http://localhost:{sim_server.port}"  # another site than the tool, as Canvas is
         tool_url = f"http://127.0.0.1:{tool_server.port}"
+        layout: dict[str, Any] = {}
+        if canvas_layout:
+            sso_server = make_server("127.0.0.1", 0, sim_wsgi, threaded=True)  # the same simulator, another origin
+            stack.callback(sso_server.server_close)
+            layout = {"sso_url": f"http://localhost:{sso_server.port}", "storage_target": "post_message_forwarding"}
 
         sim_config = SimConfig(
             base_url=sim_url,
             tool_login_url=tool_url + "/lti/login",
             tool_launch_url=tool_url + "/lti/launch",
             tool_jwks_url=tool_url + "/lti/jwks",
+            **layout,
         )
-        assert sim_config.storage_target == "_parent"  # the simulator offers LTI Platform Storage
+        assert sim_config.storage_target  # the simulator offers LTI Platform Storage
         sim = SimPlatform(sim_config)
         sim_wsgi.app = create_sim_app(sim_config, sim)
 
-        tmp = tmp_path_factory.mktemp("e2e")
         database_url = f"sqlite:///{tmp / 'kurspakke.sqlite3'}"
         _load_demo_data(database_url, sim_config)
         tool_app = create_app(
@@ -176,13 +188,35 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
 
         _start(sim_server, stack)
         _start(tool_server, stack)
+        if canvas_layout:
+            _start(sso_server, stack)
         yield LiveStack(sim_url=sim_url, tool_url=tool_url, sim=sim, tool_app=tool_app, tool_recorder=tool_wsgi)
+
+
+@pytest.fixture(scope="session")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+    with _live_stack(tmp_path_factory.mktemp("e2e"), canvas_layout=False) as stack:
+        assert stack.sim.config.storage_target == "_parent"
+        yield stack
+
+
+@pytest.fixture(scope="session")
+def live_canvas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+    with _live_stack(tmp_path_factory.mktemp("e2e-canvas"), canvas_layout=True) as stack:
+        yield stack
+
+
+def _missing(what: str) -> None:
+    """In CI a missing browser test prerequisite fails the run (as PostgreSQL does); elsewhere it skips."""
+    if IN_CI:
+        pytest.fail(f"{what}; CI requires the browser tests")
+    pytest.skip(what)
 
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
+        _missing(f"no Chromium at {CHROMIUM} (make test installs Debian's chromium)")
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
@@ -210,5 +244,5 @@ def page(context: BrowserContext) -> Page:
 @pytest.fixture(scope="session")
 def axe_source() -> str:
     if not AXE_JS.exists():
-        pytest.skip(f"axe-core not installed at {AXE_JS} (npm ci)")
+        _missing(f"axe-core not installed at {AXE_JS} (npm ci)")
     return AXE_JS.read_text(encoding="utf-8")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import BrowserContext, Frame, Page, Route, expect
+from playwright.sync_api import Browser, BrowserContext, Frame, Page, Route, expect
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import LiveStack
@@ -39,7 +39,11 @@ def launch(page: Page, live: LiveStack, button: str, heading: str) -> Frame:
     page.goto(live.sim_url + "/")
     page.get_by_role("button", name=button, exact=True).click()
     tool = page.frame_locator(TOOL_FRAME)
-    expect(tool.locator("h1")).to_have_text(heading)
+    try:
+        expect(tool.locator("h1")).to_have_text(heading)
+    except AssertionError as failure:
+        seen = [(r.method, r.path, sorted(r.cookies)) for r in live.tool_recorder.requests("POST")]
+        raise AssertionError(f"{failure}\nthe tool saw: {seen}") from failure
     expect(tool.locator("body[data-canonical-url]")).to_have_count(1)
     frame = tool_frame(page)
     assert frame.url.startswith(live.tool_url + "/"), frame.url
@@ -127,6 +131,10 @@ def test_launch_without_cookies_goes_through_platform_storage(
     # Without the cookie the launch answered with the storage check, which read the state back from the
     # simulator and only then opened the view.
     assert b'data-storage-mode="check"' in posts[0].body
+    # The check page posted the proof it read from the platform's storage; the tool compared it and only then
+    # handed out the launch token.
+    confirms = live.tool_recorder.requests("POST", "/lti/storage-confirm")
+    assert len(confirms) == 1
     opened = [r for r in live.tool_recorder.requests("GET") if r.path.startswith("/app/")]
     assert len(opened) == 1, opened
     assert "lt=" in opened[0].query
@@ -152,3 +160,28 @@ def test_reload_after_landing_shows_the_same_page(page: Page, live: LiveStack) -
     expect(tool.locator("body[data-canonical-url]")).to_have_count(1)
     assert tool_frame(page).evaluate("window.beforeReload === undefined")  # a new document, not the old one
     assert live.tool_recorder.requests("POST", "/lti/launch") == []  # no re-post of the used id_token
+
+
+def test_launch_without_cookies_through_canvas_forwarding_frame(browser: Browser, live_canvas: LiveStack) -> None:
+    """Hosted Canvas's layout: the Canvas page on one origin, the OIDC authorize URL and the hidden
+    post_message_forwarding frame on another (sso), the tool on a third. With the cookie withheld, the tool's
+    messages must go to the named frame with the sso origin as target, and come back through it."""
+    live = live_canvas
+    context = browser.new_context(locale="nb-NO")
+    context.set_default_timeout(15_000)
+    try:
+        context.route(live.tool_url + "/lti/login", fetch_without_cookies)
+        context.grant_permissions(["local-network-access"])
+        page = context.new_page()
+        live.tool_recorder.clear()
+        launch(page, live, "Start som deltaker", "Min fremdrift")
+        assert page.locator("iframe[name='post_message_forwarding']").count() == 1
+        posts = live.tool_recorder.requests("POST", "/lti/launch")
+        assert len(posts) == 1 and b'data-storage-mode="check"' in posts[0].body
+        assert not any(name.startswith(STATE_COOKIE_PREFIX) for name in posts[0].cookies)
+        assert len(live.tool_recorder.requests("POST", "/lti/storage-confirm")) == 1
+        login = live.tool_recorder.requests("POST", "/lti/login")[0]
+        sso_origin = live.sim.config.auth_base
+        assert sso_origin != live.sim_url and f'data-platform-origin="{sso_origin}"'.encode() in login.body
+    finally:
+        context.close()

@@ -24,7 +24,7 @@ def test_owner_links_an_unlinked_course(driver, client, db_session, sim):
     assert (link.programme_id, link.context_id, link.platform_instance) == (
         "lindrende-behandling",
         sim.config.context_id,
-        sim.config.platform_guid,
+        f"{sim.issuer}|{sim.config.platform_guid}",  # the guid, scoped by the issuer that signed the launch
     )
 
 
@@ -101,3 +101,19 @@ def test_deep_linking_is_for_course_owners_only(driver, app, sim, db_session):
     page = driver.launch("deltaker", message_type="LtiDeepLinkingRequest")
     assert page.status_code == 403
     assert db_session.scalar(select(func.count()).select_from(LaunchRecord)) == 0
+
+
+def test_a_deep_linking_launch_signs_one_response(driver, client, app, sim, db_session):
+    """The deep-linking launch is used up by its response: its token cannot sign a second set of links."""
+    from kurspakke.models import LaunchRecord
+
+    with transaction(app.extensions["kurspakke"].session_factory) as s:
+        link_sim_course(s, sim)
+    _, fields = form_fields(driver.launch("kurseier", message_type="LtiDeepLinkingRequest").get_data(as_text=True))
+    first = client.post("/lti/deep-link", data={"lt": fields["lt"], "view": "participant"}, base_url=TOOL)
+    assert first.status_code == 200
+    again = client.post("/lti/deep-link", data={"lt": fields["lt"], "view": "mentor"}, base_url=TOOL)
+    assert again.status_code == 401
+    assert "deep_linking_response" not in again.get_data(as_text=True)
+    ended = db_session.scalars(select(LaunchRecord)).one()  # kept, under an id no token carries: nonce still used
+    assert ended.id.startswith("ended-") and fields["lt"].split(".")[0] != ended.id

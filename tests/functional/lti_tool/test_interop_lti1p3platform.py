@@ -347,7 +347,9 @@ def test_instructor_of_unlinked_course_is_offered_to_link_it(app, lms, jwks_requ
 
 
 @pytest.mark.parametrize(
-    ("tool_platform", "platform_instance"), [(False, ISSUER), (True, PLATFORM_GUID)], ids=["by-issuer", "by-guid"]
+    ("tool_platform", "platform_instance"),
+    [(False, ISSUER), (True, f"{ISSUER}|{PLATFORM_GUID}")],
+    ids=["by-issuer", "by-guid"],
 )
 def test_instructor_of_linked_course_lands_on_course_administration(app, lms, tool_platform, platform_instance):
     link_course(app, platform_instance)

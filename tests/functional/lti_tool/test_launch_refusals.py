@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 from kurspakke.db import transaction
 from kurspakke.models import LaunchRecord, PersonIdentity, ProgrammeRoleKind, UnlicensedLaunch
 from lti_tool.lti.message_launch import CLAIM
-from lti_tool.lti.oidc_login import state_binding
-from tests.conftest import register_sim
+from lti_tool.lti.oidc_login import binding_proof, state_binding
+from tests.conftest import SECRET, register_sim
 from tests.support.factories import link_sim_course, person_for
 from tests.support.lti import TOOL
 
@@ -43,6 +43,8 @@ def assert_refused(resp, db_session, status: int, text: str) -> None:
     assert resp.status_code == status, body[:400]
     assert text in body
     assert 'lang="nb"' in body
+    assert "data-canonical-url" not in body and "lt=" not in body  # no launch token handed out
+    assert resp.headers.getlist("Set-Cookie") == []  # no cookie of any kind from a refusal
     assert count(db_session, LaunchRecord) == 0
     assert count(db_session, PersonIdentity) == 0
     assert count(db_session, UnlicensedLaunch) == 0
@@ -134,6 +136,16 @@ def test_unknown_client_id_at_login(client, sim, db_session):
     assert_refused(resp, db_session, 400, "Denne læringsplattformen er ikke registrert")
 
 
+def test_login_without_client_id_works_for_one_client_and_is_refused_for_several(driver, client, app, sim, db_session):
+    params = sim.login_initiation_params("deltaker")
+    params.pop("client_id")
+    assert client.get("/lti/login", query_string=params, base_url=TOOL).status_code == 302  # one client: found
+    with transaction(app.extensions["kurspakke"].session_factory) as s:
+        register_sim(s, sim, client_id="20000000000002", deployment_ids=["2:other"])
+    resp = client.get("/lti/login", query_string=params, base_url=TOOL)  # hosted Canvas: which developer key?
+    assert_refused(resp, db_session, 400, "Denne læringsplattformen er ikke registrert")
+
+
 def test_aud_not_ours(driver, db_session):
     login = driver.login()
     resp = driver.post_launch(driver.crafted(login, claims={"aud": "someone-else"}))
@@ -199,6 +211,13 @@ def test_nonce_forged(driver, db_session):
     assert_refused(resp, db_session, 400, NONCE)
 
 
+@pytest.mark.parametrize("nonce", ["ikke-én-nonce", "\ud800"], ids=["non-ascii", "lone-surrogate"])
+def test_nonce_that_is_not_ascii(driver, db_session, nonce):
+    login = driver.login()
+    resp = driver.post_launch(driver.crafted(login, claims={"nonce": nonce}))
+    assert_refused(resp, db_session, 400, NONCE)
+
+
 def test_nonce_of_another_login(driver, db_session):
     first, second = driver.login(), driver.login()
     fields = driver.crafted(first)
@@ -214,7 +233,7 @@ def test_replayed_id_token(driver, db_session, client):
     replay = driver.post_launch(fields)  # the launch cleared the state cookie
     assert replay.status_code == 400 and STATE in replay.get_data(as_text=True)
     binding = state_binding(login.state)
-    client.set_cookie("kp_state_" + binding, binding, domain="kurspakke.test", path="/lti/")
+    client.set_cookie("kp_state_" + binding, binding_proof(SECRET, binding), domain="kurspakke.test", path="/lti/")
     replay = driver.post_launch(fields)  # even with the cookie back, the nonce is used up
     assert replay.status_code == 400 and NONCE in replay.get_data(as_text=True)
     assert count(db_session, LaunchRecord) == 1
@@ -390,3 +409,38 @@ def test_refusal_in_english_when_the_browser_asks(client, db_session):
     assert resp.status_code == 400
     assert "missing a required value" in resp.get_data(as_text=True)
     assert 'lang="en"' in resp.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "send",
+    [
+        lambda client: client.get("/app/", query_string={"lt": "abc.\u00e9"}),
+        lambda client: client.get("/app/", headers={"X-Launch-Token": "abc.\u00e9".encode().decode("latin-1")}),
+        lambda client: client.post(
+            "/app/link", data={"lt": "\u00e9\u00e9.\u00e9", "programme": "lindrende-behandling"}
+        ),
+    ],
+    ids=["query", "header", "form"],
+)
+def test_a_launch_token_that_is_not_ascii_is_a_clean_401(client, db_session, send):
+    resp = send(client)
+    assert resp.status_code == 401
+    assert count(db_session, LaunchRecord) == 0
+
+
+def test_a_state_cookie_that_is_not_ascii_is_a_clean_refusal(driver, client, db_session):
+    login = driver.login()
+    fields = driver.authorize(login)
+    client.set_cookie("kp_state_" + state_binding(login.state), "\u00e9", domain="kurspakke.test", path="/lti/")
+    resp = driver.post_launch(fields)
+    assert_refused(resp, db_session, 400, STATE)
+
+
+def test_a_launch_presentation_of_the_wrong_shape_counts_as_absent(driver, db_session):
+    """An optional claim the tool only reads (launch_presentation, for the locale) that is not an object is
+    ignored: a launch, not a 500. (context, custom, resource_link and tool_platform must be objects: refused.)"""
+    claims = {"https://purl.imsglobal.org/spec/lti/claim/launch_presentation": ["x"]}
+    resp = driver.post_launch(driver.crafted(driver.login(), claims=claims, drop=("locale",)))
+    assert resp.status_code == 200
+    assert 'lang="nb"' in resp.get_data(as_text=True)
+    assert count(db_session, LaunchRecord) == 1

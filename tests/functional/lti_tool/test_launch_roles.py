@@ -8,9 +8,10 @@ from sqlalchemy import func, select
 
 from kurspakke.db import transaction
 from kurspakke.models import LaunchRecord, ProgrammeRoleKind, UnlicensedLaunch
-from lti_tool.lti.oidc_login import state_binding
+from lti_tool.lti.oidc_login import binding_proof, state_binding
+from tests.conftest import register_sim
 from tests.support.factories import link_sim_course, person_for
-from tests.support.lti import LtiDriver, launch_token
+from tests.support.lti import TOOL, LtiDriver, form_fields, launch_token
 
 
 @pytest.fixture
@@ -51,6 +52,18 @@ def test_teaching_assistant_is_not_a_course_owner(driver, app, sim, db_session):
     assert h1(resp) == "Vi fant ingen lisens for deg"
     unlicensed = db_session.scalars(select(UnlicensedLaunch)).all()
     assert [u.email for u in unlicensed] == [sim.user("mentor").email]
+
+
+def test_someone_unknown_is_told_whom_to_contact(driver, app, sim):
+    with transaction(app.extensions["kurspakke"].session_factory) as s:
+        link = link_sim_course(s, sim)
+    programme = app.extensions["kurspakke"].programmes[link.programme_id]
+    page = BeautifulSoup(driver.launch("deltaker").get_data(as_text=True), "html.parser")
+    contact = page.find("a", href=f"mailto:{programme.contact_email}")
+    assert contact is not None and contact.get_text() == programme.contact_email
+    assert programme.contact_name in contact.parent.get_text()
+    assert "Lisensadministratoren i kommunen din" in page.get_text()
+    assert page.find(class_="brand").get_text() == programme.title
 
 
 def test_unknown_person_is_listed_for_the_course_owner(driver, app, sim):
@@ -113,7 +126,8 @@ def test_launch_with_state_in_redis(app_settings, sim, sim_client, encryptor, db
     token = launch_token(resp.get_data(as_text=True))
     assert h1(driver.client.get("/app/participant", query_string={"lt": token})) == "Min fremdrift"
     binding = state_binding(login.state)  # replay with the browser's state cookie back in place
-    driver.client.set_cookie("kp_state_" + binding, binding, domain="kurspakke.test", path="/lti/")
+    proof = binding_proof(app.extensions["kurspakke"].settings.secret_key, binding)
+    driver.client.set_cookie("kp_state_" + binding, proof, domain="kurspakke.test", path="/lti/")
     replay = driver.post_launch(fields)
     assert replay.status_code == 400 and "allerede brukt" in replay.get_data(as_text=True)
     app.extensions["kurspakke"].engine.dispose()
@@ -151,3 +165,96 @@ def test_an_expired_launch_is_refused(driver, linked, client, app):
     resp = client.get("/app/participant", query_string={"lt": token})
     assert resp.status_code == 401
     assert "Økten din er utløpt" in resp.get_data(as_text=True)
+
+
+def test_an_english_canvas_gets_english_pages_after_the_launch_too(driver, linked, client, sim):
+    sim.config.locale = "en-GB"
+    resp = driver.launch("deltaker")
+    assert resp.status_code == 200
+    page = BeautifulSoup(resp.get_data(as_text=True), "html.parser")
+    assert page.html["lang"] == "en" and h1(resp) == "My progress"
+    again = client.get("/app/participant", query_string={"lt": launch_token(resp.get_data(as_text=True))})
+    assert BeautifulSoup(again.get_data(as_text=True), "html.parser").html["lang"] == "en"
+    assert h1(again) == "My progress"
+
+
+def test_the_launch_token_lives_a_working_day(driver, linked, app, db_session):
+    from datetime import timedelta
+
+    from kurspakke.models import utcnow
+
+    ttl = app.extensions["kurspakke"].settings.launch_token_ttl_seconds
+    assert 8 * 3600 <= ttl <= 12 * 3600
+    before = utcnow()
+    driver.launch("deltaker")
+    record = db_session.scalars(select(LaunchRecord)).one()
+    assert before + timedelta(seconds=ttl - 5) <= record.expires_at <= utcnow() + timedelta(seconds=ttl)
+
+
+def test_a_person_matched_by_email_is_found_again_on_later_requests(driver, app, sim, client, db_session):
+    """Enrolled with an e-mail only (no Canvas id yet): the launch matches by e-mail and records the identities,
+    which is how every later request of the launch finds the person."""
+    from kurspakke.models import PersonIdentity
+
+    with transaction(app.extensions["kurspakke"].session_factory) as s:
+        link_sim_course(s, sim)
+        person_for(s, sim, "deltaker", ProgrammeRoleKind.PARTICIPANT, with_canvas_id=False)
+    resp = driver.launch("deltaker")
+    assert h1(resp) == "Min fremdrift"
+    assert len(db_session.scalars(select(PersonIdentity)).all()) == 2  # the sub and the Canvas user id
+    again = client.get("/app/participant", query_string={"lt": launch_token(resp.get_data(as_text=True))})
+    assert again.status_code == 200 and h1(again) == "Min fremdrift"
+    assert sim.user("deltaker").name in again.get_data(as_text=True)
+
+
+def become_another_platform(app, sim) -> None:
+    """Register a second platform (its own issuer and client id) and let the simulator sign as it, with this
+    Canvas's guid, course and users."""
+    evil = "https://evil.example"
+    with transaction(app.extensions["kurspakke"].session_factory) as s:
+        register_sim(s, sim, issuer=evil, client_id="66600000000666")
+    sim.config.issuer, sim.config.client_id = evil, "66600000000666"
+    sim.issuer = evil
+
+
+def test_another_platform_cannot_speak_for_this_canvas_by_sending_its_guid(driver, linked, app, sim):
+    """A second registered platform (its own issuer and key) sends this Canvas's tool_platform.guid, its course's
+    context id and Kari's Canvas user id. Course links and Canvas user ids are scoped by the signing issuer, so
+    it reaches neither the course nor Kari."""
+    become_another_platform(app, sim)
+    resp = driver.launch("deltaker")
+    body = resp.get_data(as_text=True)
+    assert resp.status_code == 200
+    assert sim.user("deltaker").name not in body
+    assert h1(resp) == "Opplæringspakken er ikke satt opp for dette emnet ennå"
+
+
+def test_an_email_never_opens_a_person_already_tied_to_an_account(driver, linked, app, sim, client, db_session):
+    """Kari is provisioned with her Canvas user id. Another registered platform links a course of its own and
+    launches someone whose e-mail claim is Kari's, with another sub and Canvas id: that opens nothing of hers."""
+    from kurspakke.models import PersonIdentity
+
+    become_another_platform(app, sim)
+    sim.config.context_id = "evil-course"
+    _, fields = form_fields(driver.launch("kurseier").get_data(as_text=True))
+    assert (
+        client.post("/app/link", data={**fields, "programme": "lindrende-behandling"}, base_url=TOOL).status_code == 303
+    )
+    kari = sim.user("deltaker")
+    kari.sub, kari.canvas_user_id, kari.name = "attacker-sub-0001", 9999, "Angriper"
+    resp = driver.launch("deltaker")
+    assert h1(resp) == "Vi fant ingen lisens for deg"
+    assert "Kari Nordmann" not in resp.get_data(as_text=True)
+    assert db_session.scalars(select(PersonIdentity).where(PersonIdentity.value == "attacker-sub-0001")).all() == []
+
+
+def test_an_email_finds_a_person_no_one_has_launched_as_only_once(driver, app, sim, db_session):
+    """Enrolled by e-mail only: the first account to launch with that e-mail is tied to the person; a second
+    account with the same e-mail claim later finds nothing."""
+    with transaction(app.extensions["kurspakke"].session_factory) as s:
+        link_sim_course(s, sim)
+        person_for(s, sim, "deltaker", ProgrammeRoleKind.MENTOR, with_canvas_id=False)
+    assert h1(driver.launch("deltaker")) == "Mentoroversikt"
+    other = sim.user("deltaker")
+    other.sub, other.canvas_user_id = "someone-else", 4242
+    assert h1(driver.launch("deltaker")) == "Vi fant ingen lisens for deg"

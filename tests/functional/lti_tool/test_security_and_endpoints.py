@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from kurspakke.db import transaction
 from kurspakke.models import LaunchRecord, ProgrammeRoleKind, ToolKey, utcnow
 from kurspakke.services.keys import rotate
-from lti_tool.lti.oidc_login import state_binding
-from tests.conftest import SIM, register_sim
+from lti_tool.lti.oidc_login import binding_proof, state_binding
+from tests.conftest import SECRET, SIM, register_sim
 from tests.support.factories import link_sim_course, person_for
 from tests.support.lti import TOOL, form_fields
 
@@ -128,7 +128,8 @@ def test_production_refuses_to_start_without_a_signing_key(tmp_path, database_ur
 def test_state_cookie_is_secure_httponly_samesite_none_partitioned(driver):
     login = driver.login()
     cookie = login.response.headers["Set-Cookie"]
-    assert cookie.startswith(f"kp_state_{state_binding(login.state)}={state_binding(login.state)};")
+    binding = state_binding(login.state)
+    assert cookie.startswith(f"kp_state_{binding}={binding_proof(SECRET, binding)};")  # a MAC, not the state's hash
     for attribute in ("Secure", "HttpOnly", "SameSite=None", "Partitioned", "Path=/lti/"):
         assert attribute in cookie
 
@@ -172,33 +173,90 @@ class TestPlatformStorage:
         assert body["data-next"].startswith(SIM + "/api/lti/authorize_redirect?")
         assert "Partitioned" in resp.headers["Set-Cookie"]
         state = parse_qs(urlsplit(body["data-next"]).query)["state"][0]
-        assert body["data-state"] == state_binding(state)
+        assert body["data-key"] == "kp_state_" + state_binding(state)
+        # What goes into the platform's storage (and the cookie) is a MAC only the tool can make, not the state.
+        proof = binding_proof(SECRET, state_binding(state))
+        assert body["data-value"] == proof and state_binding(state) not in proof
+        assert f"kp_state_{state_binding(state)}={proof};" in resp.headers["Set-Cookie"]
 
-    def test_cookieless_launch_waits_for_the_platform_storage_check(
-        self, client, storage_sim, sim_client, linked, db_session
+    def test_a_cookie_bound_launch_clears_the_key_the_login_stored(
+        self, client, storage_sim, sim_client, linked, driver
     ):
+        resp = client.get("/lti/login", query_string=storage_sim.login_initiation_params("deltaker"), base_url=TOOL)
+        auth_url = BeautifulSoup(resp.get_data(as_text=True), "html.parser").body["data-next"]
+        _, fields = form_fields(sim_client.get(auth_url[len(SIM) :]).get_data(as_text=True))
+        landing = client.post("/lti/launch", data=fields, base_url=TOOL)  # the cookie came back: bound by it
+        page = BeautifulSoup(landing.get_data(as_text=True), "html.parser")
+        assert page.h1.get_text() == "Min fremdrift"
+        clear = page.find(id="kp-storage-clear")
+        assert clear is not None and clear.has_attr("hidden")
+        assert clear["data-key"] == "kp_state_" + state_binding(fields["state"])
+        assert (clear["data-target"], clear["data-platform-origin"]) == ("post_message_forwarding", SIM)
+        storage_sim.config.storage_target = None  # a login without platform storage leaves nothing to clear
+        plain = BeautifulSoup(driver.launch("deltaker").get_data(as_text=True), "html.parser")
+        assert plain.find(id="kp-storage-clear") is None
+
+    def cookieless_launch(self, client, storage_sim, sim_client):
         resp = client.get("/lti/login", query_string=storage_sim.login_initiation_params("deltaker"), base_url=TOOL)
         auth_url = BeautifulSoup(resp.get_data(as_text=True), "html.parser").body["data-next"]
         client._cookies.clear()  # the browser dropped the third-party cookie
         page = sim_client.get(auth_url[len(SIM) :])
         _, fields = form_fields(page.get_data(as_text=True))
-        launch = client.post("/lti/launch", data=fields, base_url=TOOL)
+        return fields, client.post("/lti/launch", data=fields, base_url=TOOL)
+
+    def test_cookieless_launch_opens_only_with_the_proof_from_platform_storage(
+        self, client, storage_sim, sim_client, linked, db_session
+    ):
+        fields, launch = self.cookieless_launch(client, storage_sim, sim_client)
         assert launch.status_code == 200
-        body = BeautifulSoup(launch.get_data(as_text=True), "html.parser").body
+        html = launch.get_data(as_text=True)
+        body = BeautifulSoup(html, "html.parser").body
         assert body["data-storage-mode"] == "check"
-        assert body["data-state"] == state_binding(fields["state"])
-        assert "Min fremdrift" not in launch.get_data(as_text=True)  # nothing shown before the check
-        assert body["data-next"].startswith("/app/?lt=")
-        landing = client.get(body["data-next"], base_url=TOOL)  # where the script goes once the check passes
+        binding = state_binding(fields["state"])
+        assert body["data-key"] == "kp_state_" + binding
+        assert "Min fremdrift" not in html and "lt=" not in html  # nothing shown, no token before the check
+        proof = binding_proof(SECRET, binding)
+        assert proof not in html  # the page cannot confirm itself: the proof must come from the storage
+        action, confirm = form_fields(html, "#storage-confirm")
+        assert action == "/lti/storage-confirm" and confirm["proof"] == ""
+        wrong = client.post(action, data={**confirm, "proof": binding}, base_url=TOOL)  # the guessable value
+        assert wrong.status_code == 400 and "lt=" not in wrong.get_data(as_text=True)
+        assert "Location" not in wrong.headers
+        opened = client.post(action, data={**confirm, "proof": proof}, base_url=TOOL)
+        assert opened.status_code == 303 and opened.headers["Location"].startswith("/app/?lt=")
+        landing = client.get(opened.headers["Location"], base_url=TOOL)
         assert "Min fremdrift" in landing.get_data(as_text=True)
         assert db_session.scalar(select(func.count()).select_from(LaunchRecord)) == 1
 
-    def test_cookieless_launch_without_storage_is_refused(self, driver, client, linked, db_session):
-        login = driver.login()
-        client._cookies.clear()
-        resp = driver.post_launch(driver.authorize(login))
+    def test_storage_confirm_refuses_another_logins_proof_and_a_get(
+        self, client, storage_sim, sim_client, linked, db_session
+    ):
+        _, launch = self.cookieless_launch(client, storage_sim, sim_client)
+        action, confirm = form_fields(launch.get_data(as_text=True), "#storage-confirm")
+        other_login = binding_proof(SECRET, state_binding("some other login's state"))  # a valid proof, not ours
+        resp = client.post(action, data={**confirm, "proof": other_login}, base_url=TOOL)
+        assert resp.status_code == 400 and "Location" not in resp.headers
+        assert client.get(action, query_string=confirm, base_url=TOOL).status_code == 405
+
+    @pytest.mark.parametrize("ticket", ["", "forged", "x" * 2000], ids=["missing", "forged", "oversized"])
+    def test_storage_confirm_refuses_a_bad_ticket(self, client, ticket):
+        resp = client.post("/lti/storage-confirm", data={"ticket": ticket, "proof": "p"}, base_url=TOOL)
         assert resp.status_code == 400
-        assert db_session.scalar(select(func.count()).select_from(LaunchRecord)) == 0
+        assert "Innloggingen kunne ikke bekreftes" in resp.get_data(as_text=True)
+        assert "Location" not in resp.headers
+
+    def test_storage_confirm_refuses_an_expired_ticket(self, client, app):
+        from dataclasses import replace
+
+        from lti_tool.lti.oidc_login import StorageConfirmSigner
+
+        svc = app.extensions["kurspakke"]
+        ticket = StorageConfirmSigner(svc.settings.secret_key, 60).sign("some-launch", "b" * 32)
+        svc.settings = replace(svc.settings, login_state_ttl_seconds=-1)  # every ticket is past its lifetime
+        resp = client.post(
+            "/lti/storage-confirm", data={"ticket": ticket, "proof": binding_proof(SECRET, "b" * 32)}, base_url=TOOL
+        )
+        assert resp.status_code == 400 and "Location" not in resp.headers
 
 
 def test_bad_storage_target_is_refused(client, sim, db_session):
@@ -228,17 +286,50 @@ def test_jwks_keeps_the_old_key_for_the_grace_period(app, client, encryptor):
 
 
 def test_developer_key_json(client):
-    cfg = client.get("/lti/config.json").get_json()
-    assert cfg["oidc_initiation_url"] == TOOL + "/lti/login"
-    assert cfg["target_link_uri"] == TOOL + "/lti/launch"
-    assert cfg["public_jwk_url"] == TOOL + "/lti/jwks"
-    ext = cfg["extensions"][0]
-    assert ext["privacy_level"] == "public"
-    placements = {p["placement"]: p["message_type"] for p in ext["settings"]["placements"]}
-    assert placements == {"course_navigation": "LtiResourceLinkRequest", "link_selection": "LtiDeepLinkingRequest"}
-    assert cfg["custom_fields"] == {"canvas_user_id": "$Canvas.user.id", "canvas_course_id": "$Canvas.course.id"}
-    assert "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly" in cfg["scopes"]
-    assert "https://purl.imsglobal.org/spec/lti-ags/scope/score" in cfg["scopes"]
+    """The whole developer key, as Canvas's Paste JSON reads it."""
+    launch = TOOL + "/lti/launch"
+    assert client.get("/lti/config.json").get_json() == {
+        "title": "Kurspakke",
+        "description": "Lisenser, mentorgrupper, fremdrift og kursbevis for opplæringspakker i Canvas.",
+        "oidc_initiation_url": TOOL + "/lti/login",
+        "target_link_uri": launch,
+        "public_jwk_url": TOOL + "/lti/jwks",
+        "scopes": [
+            "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem",
+            "https://purl.imsglobal.org/spec/lti-ags/scope/lineitem.readonly",
+            "https://purl.imsglobal.org/spec/lti-ags/scope/result.readonly",
+            "https://purl.imsglobal.org/spec/lti-ags/scope/score",
+            "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly",
+        ],
+        "extensions": [
+            {
+                "domain": urlsplit(TOOL).hostname,
+                "tool_id": "kurspakke",
+                "platform": "canvas.instructure.com",
+                "privacy_level": "public",
+                "settings": {
+                    "text": "Kurspakke",
+                    "placements": [
+                        {
+                            "placement": "course_navigation",
+                            "message_type": "LtiResourceLinkRequest",
+                            "target_link_uri": launch,
+                            "text": "Kurspakke",
+                            "default": "enabled",
+                            "visibility": "public",
+                        },
+                        {
+                            "placement": "link_selection",
+                            "message_type": "LtiDeepLinkingRequest",
+                            "target_link_uri": launch,
+                            "text": "Kurspakke",
+                        },
+                    ],
+                },
+            }
+        ],
+        "custom_fields": {"canvas_user_id": "$Canvas.user.id", "canvas_course_id": "$Canvas.course.id"},
+    }
 
 
 def test_healthz_reports_the_database(client):
@@ -262,11 +353,25 @@ def test_healthz_reports_an_unreachable_database(tmp_path):
             "environ": {},
         }
     )
-    app.extensions["kurspakke"].origins_ttl = 0
-    app.extensions["kurspakke"]._origins = (float("inf"), [], [])  # do not reach the database for headers
     resp = app.test_client().get("/healthz")
     assert resp.status_code == 503
-    assert resp.get_json()["database"] == "unreachable"
+    assert resp.get_json() == {"status": "error", "database": "unreachable"}
+    # The security headers do not need the database: with no origins known, frames only from the tool itself.
+    assert csp(resp)["frame-ancestors"] == "'self'"
+
+
+def test_security_headers_keep_the_last_known_origins_while_the_database_is_away(app, client, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    svc = app.extensions["kurspakke"]
+    assert csp(client.get("/healthz"))["frame-ancestors"] == f"'self' {SIM}"
+
+    def unreachable():
+        raise OperationalError("connect", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(svc, "origins_ttl", 0.0)
+    monkeypatch.setattr(svc, "readonly_session_factory", unreachable)
+    assert csp(client.get("/lti/jwks"))["frame-ancestors"] == f"'self' {SIM}"
 
 
 def test_request_id_is_echoed_when_well_formed(client):

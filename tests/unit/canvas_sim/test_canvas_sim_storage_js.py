@@ -75,13 +75,24 @@ def test_foreign_origin_is_ignored() -> None:
     )
     # Only the tool's get_data is answered, and the evil put_data never landed.
     assert len(out) == 1
-    assert out[0]["data"]["error"]["code"] == "bad_request"
+    assert out[0]["data"] == {"subject": "lti.get_data.response", "message_id": "z", "key": "k", "value": None}
+
+
+def test_a_null_value_deletes_the_key_as_in_canvas() -> None:
+    out = run(
+        [
+            {"origin": TOOL, "data": {"subject": "lti.put_data", "message_id": "p", "key": "k", "value": "v"}},
+            {"origin": TOOL, "data": {"subject": "lti.put_data", "message_id": "d", "key": "k", "value": None}},
+            {"origin": TOOL, "data": {"subject": "lti.get_data", "message_id": "g", "key": "k"}},
+        ]
+    )
+    assert [o["data"].get("value", "?") for o in out] == ["v", None, None]
+    assert not any("error" in o["data"] for o in out)
 
 
 def test_errors() -> None:
     out = run(
         [
-            {"origin": TOOL, "data": {"subject": "lti.get_data", "message_id": "a", "key": "missing"}},
             {"origin": TOOL, "data": {"subject": "lti.get_data", "message_id": "b"}},
             {"origin": TOOL, "data": {"subject": "lti.put_data", "message_id": "c", "key": "k"}},
             {"origin": TOOL, "data": {"subject": "lti.frobnicate", "message_id": "d"}},
@@ -92,7 +103,6 @@ def test_errors() -> None:
     )
     codes = [(o["data"]["subject"], o["data"]["message_id"], o["data"]["error"]["code"]) for o in out]
     assert codes == [
-        ("lti.get_data.response", "a", "bad_request"),
         ("lti.get_data.response", "b", "bad_request"),
         ("lti.put_data.response", "c", "bad_request"),
         ("lti.frobnicate.response", "d", "unsupported_subject"),

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
 from kurspakke.services.access import (
     LIS,
@@ -55,3 +56,76 @@ def test_invalid_orgnr_is_refused_and_not_written(session):
     with pytest.raises(InvalidOrgnr):
         get_or_create_organisation(session, name="X", orgnr="983544623")
     assert session.scalar(select(func.count()).select_from(Organisation)) == 0
+
+
+def test_an_identity_recorded_meanwhile_makes_the_launch_decide_again(session):
+    """The launch's read (rows) saw no identity; before it could record the Canvas user id, someone else recorded
+    it for another person record. The launch then decides from what is stored — as every later request will —
+    instead of showing one person now and another on the next page."""
+    from kurspakke.models import IdentityKind, ProgrammeRoleKind
+    from kurspakke.services.access import Launcher, match_person
+    from kurspakke.services.people import add_identity, get_or_create_person, grant_role
+
+    org = get_or_create_organisation(session, name="Oslo kommune", orgnr="958935420")
+    by_email = get_or_create_person(session, name="Kari (e-post)", email="kari@example.org")
+    provisioned = get_or_create_person(session, name="Kari (Canvas)", email="kari.nordmann@example.org")
+    add_identity(session, provisioned, IdentityKind.CANVAS_USER_ID, "iss|guid", "42")
+    grant_role(session, provisioned, programme_id="p", organisation=org, role=ProgrammeRoleKind.PARTICIPANT)
+    session.flush()
+    launcher = Launcher(
+        issuer="iss",
+        sub="sub-1",
+        platform_instance="iss|guid",
+        roles=frozenset(),
+        context_id="c",
+        email="kari@example.org",
+        canvas_user_id="42",
+    )
+    person, roles, _ = match_person(session, launcher, "p", rows=[])  # rows read before the identity existed
+    assert person is not None and person.id == provisioned.id
+    assert roles == [ProgrammeRoleKind.PARTICIPANT]
+    assert by_email.id != provisioned.id
+
+
+def test_two_first_launches_with_one_email_cannot_both_claim_the_person(session_factory):
+    """A person known only by e-mail; two accounts (say, on two platforms) launch at the same moment with that
+    e-mail. The first to claim holds the person until it commits; the second then finds them taken."""
+    import threading
+
+    from kurspakke.models import PersonIdentity
+    from kurspakke.services.access import Launcher, match_person
+    from kurspakke.services.people import get_or_create_person
+
+    with session_factory() as s:
+        get_or_create_person(s, name="Kari", email="kari@example.org")
+        s.commit()
+
+    def launcher(sub: str) -> Launcher:
+        return Launcher(
+            issuer="iss-" + sub,
+            sub=sub,
+            platform_instance="i",
+            roles=frozenset(),
+            context_id="c",
+            email="kari@example.org",
+        )
+
+    first = session_factory()
+    found_first, _, _ = match_person(first, launcher("a"), "p")  # claims and holds the person, not committed yet
+    assert found_first is not None
+    second: list[object] = []
+
+    def other_launch() -> None:
+        with session_factory() as s:
+            second.append(match_person(s, launcher("b"), "p")[0])
+            s.commit()
+
+    thread = threading.Thread(target=other_launch)
+    thread.start()
+    thread.join(0.5)
+    first.commit()
+    first.close()
+    thread.join(10)
+    assert second == [None]
+    with session_factory() as s:
+        assert [i.value for i in s.scalars(select(PersonIdentity))] == ["a"]

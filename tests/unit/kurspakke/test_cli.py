@@ -34,26 +34,30 @@ def run(database_url, tmp_path):
     return _run
 
 
+HOSTED_CANVAS = "https://sso.canvaslms.com"
+
+
+def platform_add(*extra: str, **options: str) -> tuple[str, ...]:
+    """`kurspakke platform add` for hosted Canvas, with options replaced by keyword (auth_login_url=…)."""
+    values = {
+        "issuer": "https://canvas.instructure.com",
+        "client_id": "170000000000123",
+        "auth_login_url": HOSTED_CANVAS + "/api/lti/authorize_redirect",
+        "auth_token_url": HOSTED_CANVAS + "/login/oauth2/token",
+        "key_set_url": HOSTED_CANVAS + "/api/lti/security/jwks",
+        **options,
+    }
+    args: list[str] = ["platform", "add"]
+    for name, value in values.items():
+        args += ["--" + name.replace("_", "-"), value]
+    return (*args, *extra)
+
+
 def test_platform_add_with_several_deployments(run, session):
     res = run(
-        "platform",
-        "add",
-        "--issuer",
-        "https://canvas.instructure.com",
-        "--client-id",
-        "170000000000123",
-        "--deployment-id",
-        "1:a",
-        "--deployment-id",
-        "2:b",
-        "--auth-login-url",
-        "https://sso.canvaslms.com/api/lti/authorize_redirect",
-        "--auth-token-url",
-        "https://sso.canvaslms.com/login/oauth2/token",
-        "--key-set-url",
-        "https://sso.canvaslms.com/api/lti/security/jwks",
-        "--frame-origin",
-        "https://hinn.instructure.com",
+        *platform_add(
+            "--deployment-id", "1:a", "--deployment-id", "2:b", "--frame-origin", "https://hinn.instructure.com"
+        )
     )
     assert res.returncode == 0, res.stderr
     reg = session.scalars(select(Registration)).one()
@@ -62,22 +66,7 @@ def test_platform_add_with_several_deployments(run, session):
 
 
 def test_platform_add_refuses_a_bad_url_and_writes_nothing(run, session):
-    res = run(
-        "platform",
-        "add",
-        "--issuer",
-        "https://x",
-        "--client-id",
-        "1",
-        "--deployment-id",
-        "1",
-        "--auth-login-url",
-        "javascript:alert(1)",
-        "--auth-token-url",
-        "https://x/t",
-        "--key-set-url",
-        "https://x/k",
-    )
+    res = run(*platform_add("--deployment-id", "1", auth_login_url="javascript:alert(1)"))
     assert res.returncode != 0
     assert "not an http(s) URL" in res.stderr
     assert session.scalar(select(func.count()).select_from(Registration)) == 0
@@ -140,3 +129,92 @@ def test_worker_once_purges_expired_launches(run, session):
     session.expire_all()
     assert [r.id for r in session.scalars(select(LaunchRecord))] == ["live"]
     session.rollback()
+
+
+def _dev_run(instance, *args):
+    """kurspakke as `make run` calls it: development, no DATABASE_URL and no SECRET_KEY in the environment."""
+    env = {"PATH": os.environ["PATH"], "KURSPAKKE_ENV": "development", "KURSPAKKE_INSTANCE_PATH": str(instance)}
+    return subprocess.run(
+        [sys.executable, "-m", "kurspakke", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_a_fresh_development_instance_makes_its_own_secret_key_and_database(tmp_path):
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import Session
+
+    instance = tmp_path / "instance"
+    for args in (("db", "upgrade"), ("db", "upgrade"), ("demo",), ("demo",)):  # twice each: both idempotent
+        res = _dev_run(instance, *args)
+        assert res.returncode == 0, (args, res.stderr)
+    secret = (instance / "secret_key").read_text().strip()
+    assert len(secret) >= 32
+    assert (instance / "secret_key").stat().st_mode & 0o077 == 0  # readable by its owner only
+    engine = create_engine(f"sqlite:///{instance / 'kurspakke.sqlite3'}")
+    with Session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(ToolKey).where(ToolKey.retired_at.is_(None))) == 1
+        regs = s.scalars(select(Registration)).all()
+        assert [(r.issuer, len(r.deployments)) for r in regs] == [("http://127.0.0.1:5001", 1)]
+    engine.dispose()
+    again = _dev_run(instance, "demo")
+    assert again.returncode == 0 and (instance / "secret_key").read_text().strip() == secret  # kept, not remade
+
+
+def test_platform_add_again_adds_a_deployment_and_frames_from_the_issuer_by_default(run, session):
+    hvl = "https://canvas.hvl.example"
+    common = platform_add(
+        issuer=hvl,
+        client_id="10000000000042",
+        auth_login_url=hvl + "/api/lti/authorize_redirect",
+        auth_token_url=hvl + "/login/oauth2/token",
+        key_set_url=hvl + "/api/lti/security/jwks",
+    )
+    assert run(*common, "--deployment-id", "1:a").returncode == 0
+    res = run(*common, "--deployment-id", "2:b")
+    assert res.returncode == 0, res.stderr
+    reg = session.scalars(select(Registration)).one()
+    assert sorted(d.deployment_id for d in reg.deployments) == ["1:a", "2:b"]
+    assert reg.frame_origins == ["https://canvas.hvl.example"]
+
+
+def test_course_list_and_unlink_free_a_programme_for_the_right_course(run, session):
+    """A teacher's sandbox took the programme first: the operator lists the links and unlinks it."""
+    from kurspakke.models import CourseLink, UnlicensedLaunch
+
+    assert run("course", "list").stdout.strip() == "no linked courses"
+    sandbox = CourseLink(
+        programme_id="lindrende-behandling", platform_instance="iss|guid", context_id="sandbox", title="Sandkasse"
+    )
+    session.add(sandbox)
+    session.flush()
+    session.add(UnlicensedLaunch(course_link_id=sandbox.id, issuer="iss", sub="s", name="N", email="n@example.org"))
+    session.commit()
+    listed = run("course", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.split("\t")[:5] == [
+        str(sandbox.id),
+        "lindrende-behandling",
+        "iss|guid",
+        "sandbox",
+        "Sandkasse",
+    ]
+    res = run("course", "unlink", "--id", str(sandbox.id))
+    assert res.returncode == 0, res.stderr
+    assert "unlinked sandbox (Sandkasse) from lindrende-behandling" in res.stdout
+    session.expire_all()
+    assert session.scalar(select(func.count()).select_from(CourseLink)) == 0
+    assert session.scalar(select(func.count()).select_from(UnlicensedLaunch)) == 0
+
+
+def test_course_unlink_of_an_unknown_link_is_a_clear_error(run, session):
+    res = run("course", "unlink", "--id", "999")
+    assert res.returncode != 0 and "no linked course with id 999" in res.stderr
+    bad = run("course", "unlink", "--id", "zero")
+    assert bad.returncode != 0 and "Invalid value for '--id'" in bad.stderr
+
+
+def test_platform_add_warns_about_the_legacy_canvas_authorize_url(run, session):
+    legacy = "https://canvas.instructure.com/api/lti/authorize_redirect"
+    res = run(*platform_add("--deployment-id", "1:a", client_id="170000000000124", auth_login_url=legacy))
+    assert res.returncode == 0, res.stderr
+    assert "sso.canvaslms.com/api/lti/authorize_redirect" in res.stderr and "Platform Storage" in res.stderr

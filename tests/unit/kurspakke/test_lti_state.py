@@ -7,9 +7,9 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import bindparam, select, update
 
-from kurspakke.models import LaunchRecord, utcnow
+from kurspakke.models import LaunchRecord, Person, utcnow
 from kurspakke.services.lti_state import DatabaseStateStore, NonceReused, RedisStateStore
 
 
@@ -17,8 +17,13 @@ from kurspakke.services.lti_state import DatabaseStateStore, NonceReused, RedisS
 def unit_of_work(request, session_factory):
     """A function returning (store, commit, rollback) for one unit of work."""
     if request.param == "redis":
-        store = RedisStateStore(request.getfixturevalue("redis_client"))
-        return lambda: (store, lambda: None, lambda: None)
+        client = request.getfixturevalue("redis_client")
+
+        def make_redis():
+            s = session_factory()
+            return RedisStateStore(client, s), lambda: (s.commit(), s.close()), lambda: (s.rollback(), s.close())
+
+        return make_redis
 
     def make():
         s = session_factory()
@@ -43,15 +48,76 @@ def test_a_nonce_records_one_launch(unit_of_work):
     commit()
 
 
-def test_a_rolled_back_launch_leaves_the_nonce_unused(session_factory):
+def test_a_launch_is_recorded_before_the_request_commits_on_postgresql_and_with_it_on_sqlite(session_factory):
+    """On PostgreSQL the launch is one statement in its own transaction (callers refuse before recording); on
+    SQLite it is part of the request's transaction, so a rollback leaves the nonce unused."""
     nonce = uuid.uuid4().hex
     with session_factory() as s:
         DatabaseStateStore(s).record_launch("a", nonce, {}, 60)
-        s.rollback()  # the request was refused after recording
+        postgresql = s.get_bind().dialect.name == "postgresql"
+        if postgresql:  # (on SQLite another writer would wait for this transaction's lock)
+            with session_factory() as other:
+                assert DatabaseStateStore(other).get_launch("a") == {}
+        s.rollback()
     with session_factory() as s:
-        DatabaseStateStore(s).record_launch("b", nonce, {}, 60)
+        if postgresql:
+            with pytest.raises(NonceReused):
+                DatabaseStateStore(s).record_launch("b", nonce, {}, 60)
+            assert DatabaseStateStore(s).get_launch("a") == {}
+        else:
+            DatabaseStateStore(s).record_launch("b", nonce, {}, 60)
+            s.commit()
+            assert DatabaseStateStore(s).get_launch("b") == {}
+            assert DatabaseStateStore(s).get_launch("a") is None
+
+
+PEOPLE_BY_EMAIL = select(Person.id, Person.name).where(Person.email == bindparam("email")).order_by(Person.name)
+
+
+def test_recording_a_launch_returns_the_rows_of_its_read(unit_of_work, session_factory):
+    email = f"{uuid.uuid4().hex}@example.org"
+    with session_factory() as s:
+        s.add_all([Person(name="Kari", email=email), Person(name="Ola", email=email)])
         s.commit()
-        assert DatabaseStateStore(s).get_launch("b") == {}
+    store, commit, _ = unit_of_work()
+    rows = store.record_launch("with-read", uuid.uuid4().hex, {"x": 1}, 60, (PEOPLE_BY_EMAIL, {"email": email}))
+    commit()
+    assert sorted(row.name for row in rows) == ["Kari", "Ola"]
+    assert all(isinstance(row.id, int) for row in rows)
+    store, commit, _ = unit_of_work()
+    rows = store.record_launch("no-match", uuid.uuid4().hex, {}, 60, (PEOPLE_BY_EMAIL, {"email": "none@example.org"}))
+    commit()
+    assert rows == []
+    store, commit, _ = unit_of_work()
+    assert store.get_launch("with-read") == {"x": 1}
+    assert store.get_launch("no-match") == {}
+    commit()
+
+
+def test_a_replay_with_a_read_records_nothing(unit_of_work, session_factory):
+    email = f"{uuid.uuid4().hex}@example.org"
+    with session_factory() as s:
+        s.add(Person(name="Kari", email=email))  # the read finds rows: a replay must still be told apart
+        s.commit()
+    nonce = uuid.uuid4().hex
+    store, commit, _ = unit_of_work()
+    assert len(store.record_launch("first", nonce, {}, 60, (PEOPLE_BY_EMAIL, {"email": email}))) == 1
+    commit()
+    store, _, rollback = unit_of_work()
+    with pytest.raises(NonceReused):
+        store.record_launch("replay", nonce, {}, 60, (PEOPLE_BY_EMAIL, {"email": email}))
+    rollback()
+    store, commit, _ = unit_of_work()
+    assert store.get_launch("replay") is None
+    commit()
+
+
+def test_a_read_may_not_shadow_a_launch_column(session_factory):
+    with session_factory() as s:
+        nonce = uuid.uuid4().hex
+        with pytest.raises(ValueError, match="launch column"):
+            DatabaseStateStore(s).record_launch("x", nonce, {}, 60, (PEOPLE_BY_EMAIL, {"email": "e", "nonce": "n"}))
+        assert DatabaseStateStore(s).get_launch("x") is None
 
 
 def test_expired_launches_are_gone_and_purged(session_factory):
@@ -68,8 +134,8 @@ def test_expired_launches_are_gone_and_purged(session_factory):
         s.commit()
 
 
-def test_redis_launches_expire(redis_client):
-    store = RedisStateStore(redis_client)
+def test_redis_launches_expire(redis_client, session_factory):
+    store = RedisStateStore(redis_client, session_factory())
     store.record_launch("l", "n", {"a": 1}, 60)
     assert 0 < redis_client.ttl(store.PREFIX + "launch:l") <= 60
     assert 0 < redis_client.ttl(store.PREFIX + "nonce:n") <= 60
@@ -97,3 +163,19 @@ def test_concurrent_launches_with_one_nonce_record_exactly_one(unit_of_work):
     for t in threads:
         t.join()
     assert wins.count(True) == 1 and len(wins) == 8
+
+
+def test_an_ended_launch_is_gone_and_its_nonce_stays_used(unit_of_work):
+    nonce = uuid.uuid4().hex
+    store, commit, _ = unit_of_work()
+    store.record_launch("to-end", nonce, {"a": 1}, 60)
+    commit()
+    store, commit, _ = unit_of_work()
+    assert store.end_launch("to-end") is True
+    assert store.end_launch("to-end") is False  # of two callers, one ends it
+    commit()
+    store, _, rollback = unit_of_work()
+    assert store.get_launch("to-end") is None
+    with pytest.raises(NonceReused):
+        store.record_launch("again", nonce, {}, 60)
+    rollback()

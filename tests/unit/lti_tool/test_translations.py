@@ -71,3 +71,15 @@ def test_placeholders_survive_translation():
         for source, target in zip(ids, strings, strict=False):
             for placeholder in ("%(num)d", "%(name)s", "%(code)s", "%(status)s", "%(number)s"):
                 assert (placeholder in source) == (placeholder in target), (source, target)
+
+
+def test_template_translations_are_markup_with_escaped_variables(app):
+    from flask import g, render_template_string
+
+    with app.test_request_context("/"):
+        g.locale = "nb"
+        html = render_template_string('{{ _("Signed in as %(name)s.", name=name) }}', name="<b>Kari</b> & co")
+        assert html == "Logget inn som &lt;b&gt;Kari&lt;/b&gt; &amp; co."
+        assert render_template_string('{{ _("My progress") }}') == "Min fremdrift"
+        g.locale = "en"
+        assert render_template_string('{{ gettext("My progress") }}') == "My progress"
