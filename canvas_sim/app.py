@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, jsonify, render_template, request, url_for
 
 from canvas_sim import claims as c
 from canvas_sim import services
-from canvas_sim.config import SimConfig
+from canvas_sim.config import SimConfig, origin_of
 from canvas_sim.errors import SimAuthError
 from canvas_sim.platform import SimPlatform
 
@@ -30,11 +29,6 @@ def create_sim_app(config: SimConfig | None = None, platform: SimPlatform | None
     return app
 
 
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
 # ------------------------------------------------------------------ pages
 def _register_pages(app: Flask, platform: SimPlatform) -> None:
     cfg = platform.config
@@ -46,13 +40,13 @@ def _register_pages(app: Flask, platform: SimPlatform) -> None:
             cfg=cfg,
             users=cfg.users,
             tool_origin=cfg.tool_origin,
-            forwarder_origin=_origin(cfg.auth_base) if cfg.forwarding_frame else "",
+            forwarder_origin=origin_of(cfg.auth_base) if cfg.forwarding_frame else "",
         )
 
     @app.get("/sim/post_message_forwarding")
     def post_message_forwarding() -> str:
         """Canvas's hidden forwarding frame (on the sso origin): relays the tool's messages to the Canvas page."""
-        return render_template("forwarding.html", tool_origin=cfg.tool_origin, parent_origin=_origin(cfg.base))
+        return render_template("forwarding.html", tool_origin=cfg.tool_origin, parent_origin=origin_of(cfg.base))
 
     @app.get("/sim/start")
     def start() -> tuple[str, int] | str:
@@ -207,7 +201,7 @@ def _register_services(app: Flask, platform: SimPlatform) -> None:
 
 # ---------------------------------------------------------------- headers
 def _register_headers(app: Flask, platform: SimPlatform) -> None:
-    tool = " ".join([*platform.config.tool_origins(), _origin(platform.config.auth_base)])
+    tool = " ".join([*platform.config.tool_origins(), origin_of(platform.config.auth_base)])
     # script-src 'self' proves the pages need no inline script (as the brief requires).
     csp = (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

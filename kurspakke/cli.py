@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import click
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings, SettingsError
 from kurspakke.crypto import Encryptor
@@ -27,6 +28,11 @@ def _settings() -> Settings:
         return Settings.from_env()
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _sessions(settings: Settings) -> sessionmaker[Session]:
+    """Sessions on the configured database (one engine per command)."""
+    return make_session_factory(make_engine(settings.database_url))
 
 
 def _encryptor(settings: Settings) -> Encryptor:
@@ -60,7 +66,7 @@ def keys() -> None:
 def keys_rotate() -> None:
     """Make a new signing key; the previous one stays in the JWKS for the grace period."""
     settings = _settings()
-    with transaction(make_session_factory(make_engine(settings.database_url))) as session:
+    with transaction(_sessions(settings)) as session:
         key = key_service.rotate(session, _encryptor(settings), grace_seconds=settings.key_grace_seconds)
         kid = key.kid
     click.echo(f"new signing key {kid}")
@@ -84,7 +90,7 @@ def platform_add(**opts: Any) -> None:
     """Register a platform client (e.g. a Canvas developer key) with its deployments."""
     settings = _settings()
     try:
-        with transaction(make_session_factory(make_engine(settings.database_url))) as session:
+        with transaction(_sessions(settings)) as session:
             reg = add_platform(session, require_https=settings.is_production, **opts)
             summary = f"{reg.issuer} client {reg.client_id}: {len(reg.deployments)} deployment(s)"
     except RegistrationError as exc:
@@ -109,7 +115,7 @@ def course_list() -> None:
     from kurspakke.models import CourseLink
 
     settings = _settings()
-    with make_session_factory(make_engine(settings.database_url))() as session:
+    with _sessions(settings)() as session:
         links = session.scalars(select(CourseLink).order_by(CourseLink.id)).all()
         for link in links:
             click.echo(
@@ -128,7 +134,7 @@ def course_unlink(link_id: int) -> None:
 
     settings = _settings()
     try:
-        with transaction(make_session_factory(make_engine(settings.database_url))) as session:
+        with transaction(_sessions(settings)) as session:
             link = unlink_course(session, link_id)
             summary = f"{link.context_id} ({link.title}) from {link.programme_id}"
     except LinkError as exc:
@@ -164,7 +170,7 @@ def canvas_add(api_url: str, account_id: int, token_env: str, auth_provider_id: 
         raise click.ClickException(str(exc)) from exc
     if settings.is_production and not api_url.startswith("https://"):
         raise click.ClickException("--api-url must use https in production")
-    with transaction(make_session_factory(make_engine(settings.database_url))) as session:
+    with transaction(_sessions(settings)) as session:
         row = session.scalars(select(CanvasInstance).where(CanvasInstance.api_url == api_url)).one_or_none()
         if row is None:
             row = CanvasInstance(api_url=api_url, account_id=account_id, token_encrypted=b"")
@@ -183,7 +189,7 @@ def worker(once: bool, interval: float) -> None:
     from kurspakke.services.lti_state import DatabaseStateStore
 
     settings = _settings()
-    factory = make_session_factory(make_engine(settings.database_url))
+    factory = _sessions(settings)
     while True:
         with transaction(factory) as session:
             purged = DatabaseStateStore(session).purge_expired()

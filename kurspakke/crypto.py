@@ -7,6 +7,8 @@ SECRET_KEY without setting KURSPAKKE_ENCRYPTION_KEY makes stored secrets unreada
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
@@ -15,6 +17,11 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 class DecryptionError(RuntimeError):
     """Stored ciphertext could not be decrypted with the configured key."""
+
+
+def mac(key: bytes, message: bytes) -> str:
+    """HMAC-SHA256 of ``message``, URL-safe base64 without padding (43 characters): for tokens and cookies."""
+    return base64.urlsafe_b64encode(hmac.new(key, message, hashlib.sha256).digest()).rstrip(b"=").decode()
 
 
 def derive_fernet_key(secret_key: str) -> bytes:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import functools
 import hashlib
 import hmac
@@ -20,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from course_sync.platform_keys import JWKSCache
-from kurspakke.crypto import Encryptor
+from kurspakke.crypto import Encryptor, mac
 from kurspakke.programmes import Programme
 from kurspakke.services.access import CourseLinkCache
 from kurspakke.services.keys import KeyRing
@@ -50,10 +49,6 @@ class ToolServices:
     @property
     def launch_url(self) -> str:
         return self.settings.base_url + "/lti/launch"
-
-    @functools.cached_property
-    def launch_token_key(self) -> bytes:
-        return hmac.new(self.settings.secret_key.encode(), b"kurspakke-launch-token", hashlib.sha256).digest()
 
     def platform_origins(self) -> tuple[list[str], list[str]]:
         """(frame origins, form origins) of all registered platforms, cached briefly per process. With the
@@ -96,16 +91,21 @@ def commit() -> None:
 def state_store() -> LtiStateStore:
     svc = services()
     if svc.redis is not None:
-        return RedisStateStore(svc.redis, db())
+        return RedisStateStore(svc.redis)
     return DatabaseStateStore(db())
 
 
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
+@functools.lru_cache(maxsize=4)
+def _launch_token_key(secret_key: str) -> bytes:
+    """Derived once per process (and per secret key, which tests replace)."""
+    return hmac.new(secret_key.encode(), b"kurspakke-launch-token", hashlib.sha256).digest()
+
+
 def _launch_signature(launch_id: str) -> str:
-    mac = hmac.new(services().launch_token_key, launch_id.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+    return mac(_launch_token_key(services().settings.secret_key), launch_id.encode())
 
 
 def make_launch_token(launch_id: str) -> str:

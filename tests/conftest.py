@@ -255,6 +255,17 @@ def driver(client: FlaskClient, sim: SimPlatform, sim_client: FlaskClient) -> Lt
 
 
 @pytest.fixture
+def linked(app: Flask, sim: SimPlatform) -> None:
+    """The simulator's course linked to the programme, with Kari (the simulator's "deltaker") as a participant."""
+    from kurspakke.models import ProgrammeRoleKind
+    from tests.support.factories import link_sim_course, person_for
+
+    with transaction(app.extensions["kurspakke"].session_factory) as s:
+        link_sim_course(s, sim)
+        person_for(s, sim, "deltaker", ProgrammeRoleKind.PARTICIPANT)
+
+
+@pytest.fixture
 def db_session(app: Flask) -> FreshReads:
     """Reads on the app's database, for asserting what was (not) written."""
     return FreshReads(app.extensions["kurspakke"].readonly_session_factory)

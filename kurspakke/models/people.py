@@ -18,7 +18,7 @@ class ProgrammeRoleKind(enum.StrEnum):
 
 
 class IdentityKind(enum.StrEnum):
-    CANVAS_USER_ID = "canvas_user_id"  # scope: the Canvas instance (tool_platform guid)
+    CANVAS_USER_ID = "canvas_user_id"  # scope: the Canvas instance, services.platforms.platform_instance()
     LTI_SUB = "lti_sub"  # scope: the issuer
 
 
@@ -86,7 +86,8 @@ class CourseLink(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     programme_id: Mapped[str] = mapped_column(String(64))
-    # tool_platform.guid when the platform sends it (a Canvas instance), else the issuer.
+    # The Canvas instance: "<issuer>|<tool_platform.guid>", or the issuer alone without a guid
+    # (kurspakke.services.platforms.platform_instance).
     platform_instance: Mapped[str] = mapped_column(String(255))
     context_id: Mapped[str] = mapped_column(String(255))
     canvas_course_id: Mapped[str | None] = mapped_column(String(64))

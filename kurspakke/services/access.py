@@ -239,9 +239,6 @@ _PERSON_BY_IDENTITY = _with_roles(
         )
     )
 )
-_PERSON_BY_ID = _with_roles(
-    select(Person.id, Person.name, Person.email, *_ROLE_COLUMNS).where(Person.id == bindparam("person_id"))
-)
 
 
 PersonMatch = tuple[PersonInfo | None, list[ProgrammeRoleKind], list[OrganisationInfo]]
@@ -257,14 +254,6 @@ def _roles_of(rows: Iterable[Any]) -> tuple[list[ProgrammeRoleKind], list[Organi
         organisations[row.org_id] = OrganisationInfo(row.org_id, row.org_name, row.org_orgnr)
     order = list(ProgrammeRoleKind)
     return sorted(roles, key=order.index), [organisations[k] for k in sorted(organisations)]
-
-
-def person_access(session: Session, person_id: int, programme_id: str) -> PersonMatch:
-    """The person with this id and the roles and organisations they hold in the programme (one query)."""
-    rows = session.connection().execute(_PERSON_BY_ID, {"person_id": person_id, "programme_id": programme_id}).all()
-    if not rows:
-        return None, [], []
-    return (PersonInfo(rows[0].id, rows[0].name, rows[0].email), *_roles_of(rows))
 
 
 def person_query(launcher: Launcher, programme_id: str) -> tuple[Select[Any], dict[str, Any]]:
@@ -322,13 +311,15 @@ def match_person(
     wanted = [(IdentityKind.LTI_SUB, launcher.issuer, launcher.sub)]
     if launcher.canvas_user_id:
         wanted.append((IdentityKind.CANVAS_USER_ID, launcher.platform_instance, launcher.canvas_user_id))
-    recorded = [_remember(session, person_id, kind, scope, value) for kind, scope, value in wanted if kind not in found]
-    if not all(recorded):
+    missing = [(kind, scope, value) for kind, scope, value in wanted if kind not in found]
+    if missing and not _remember(session, person_id, missing):
         # Someone recorded one of these identities meanwhile (a concurrent launch, or provisioning, perhaps for
-        # another person record): decide again from what is stored now, as every later request will.
+        # another person record): nothing of this launch's was kept; decide again from what is stored now, as
+        # every later request will.
         return known_person(session, launcher, programme_id)
-    if person_id not in found.values():  # matched by e-mail
-        return person_access(session, person_id, programme_id)
+    if person_id not in found.values():
+        # Matched by e-mail: the identities just recorded name the person now.
+        return known_person(session, launcher, programme_id)
     return _person_of(rows, person_id)
 
 
@@ -350,11 +341,15 @@ def _unclaimed_by_email(session: Session, email: str) -> int | None:
     return None if claimed is not None else candidates[0]
 
 
-def _remember(session: Session, person_id: int, kind: IdentityKind, scope: str, value: str) -> bool:
-    """Record an identity of the person; False when it was recorded concurrently (by whomever)."""
+def _remember(session: Session, person_id: int, identities: Sequence[tuple[IdentityKind, str, str]]) -> bool:
+    """Record the person's identities, all or none; False when one was recorded concurrently (by whomever), so
+    that a person is never left holding half of an account."""
     try:
         with session.begin_nested():
-            session.add(PersonIdentity(person_id=person_id, kind=kind, scope=scope, value=value))
+            session.add_all(
+                PersonIdentity(person_id=person_id, kind=kind, scope=scope, value=value)
+                for kind, scope, value in identities
+            )
             session.flush()
     except IntegrityError:
         return False
@@ -376,15 +371,27 @@ def resolve_access(
     return access
 
 
+def _still_linked(link: CourseLinkInfo) -> Select[Any]:
+    """The id of this very link if it still exists. A cached CourseLinkInfo can outlive its link (`course
+    unlink`), and SQLite may give the next link the freed id: the id alone could then name another course."""
+    return select(CourseLink.id).where(
+        CourseLink.id == link.id,
+        CourseLink.platform_instance == link.platform_instance,
+        CourseLink.context_id == link.context_id,
+    )
+
+
 def record_unlicensed(session: Session, link: CourseLinkInfo, launcher: Launcher) -> None:
     row = session.scalars(
         select(UnlicensedLaunch).where(
-            UnlicensedLaunch.course_link_id == link.id,
+            UnlicensedLaunch.course_link_id.in_(_still_linked(link)),
             UnlicensedLaunch.issuer == launcher.issuer,
             UnlicensedLaunch.sub == launcher.sub,
         )
     ).one_or_none()
     if row is None:
+        if session.scalar(_still_linked(link)) is None:
+            return  # unlinked since the link was cached: there is no list to put them on
         try:
             with session.begin_nested():
                 session.add(
@@ -411,7 +418,7 @@ def unlicensed_users(session: Session, link: CourseLinkInfo) -> list[UnlicensedL
     return list(
         session.scalars(
             select(UnlicensedLaunch)
-            .where(UnlicensedLaunch.course_link_id == link.id)
+            .where(UnlicensedLaunch.course_link_id.in_(_still_linked(link)))
             .order_by(UnlicensedLaunch.last_seen.desc())
         )
     )

@@ -51,9 +51,10 @@ Read = tuple[Select[Any], dict[str, Any]]
 class LtiStateStore(Protocol):
     def record_launch(
         self, launch_id: str, nonce: str, data: dict[str, Any], ttl_seconds: int, read: Read | None = None
-    ) -> list[Row[Any]]:
-        """Record the launch, consuming its nonce, and return the rows of ``read`` (none without it).
-        Raises NonceReused, and then nothing was recorded."""
+    ) -> list[Row[Any]] | None:
+        """Record the launch, consuming its nonce. Returns the rows of ``read`` where the store ran it in the same
+        round trip (PostgreSQL), else None: the caller runs the read itself. Raises NonceReused, and then nothing
+        was recorded."""
 
     def get_launch(self, launch_id: str) -> dict[str, Any] | None: ...
 
@@ -95,7 +96,8 @@ class DatabaseStateStore:
     On PostgreSQL the launch and its read are one statement. When the request has not touched the database yet
     (the usual launch), it runs on its own connection in autocommit, so it is committed at once: callers refuse a
     launch before recording it, never after. When the request already holds a transaction, it runs inside it
-    (one connection per request, never two). On SQLite the INSERT and the read run in the request's transaction.
+    (one connection per request, never two). On SQLite the INSERT runs in the request's transaction, and the
+    caller's read after it in the same transaction.
     A replayed launch records nothing. A request that fails after recording (a database error, say) leaves the
     record, and so the consumed nonce, behind until it expires: the platform has to start a new launch.
     """
@@ -105,7 +107,7 @@ class DatabaseStateStore:
 
     def record_launch(
         self, launch_id: str, nonce: str, data: dict[str, Any], ttl_seconds: int, read: Read | None = None
-    ) -> list[Row[Any]]:
+    ) -> list[Row[Any]] | None:
         now = utcnow()
         values = {
             "id": launch_id,
@@ -129,11 +131,11 @@ class DatabaseStateStore:
                     rows = conn.execute(statement, params).all()
             if not rows:
                 raise NonceReused(nonce)
-            return [row for row in rows if row.hit is not None] if read is not None else []
+            return None if read is None else [row for row in rows if row.hit is not None]
         inserted = self.session.connection().execute(_RECORD_LAUNCH, values).first()
         if inserted is None:
             raise NonceReused(nonce)
-        return [] if read is None else list(self.session.connection().execute(*read).all())
+        return None  # SQLite: the caller's read runs in this same transaction
 
     def get_launch(self, launch_id: str) -> dict[str, Any] | None:
         data = self.session.scalars(
@@ -156,22 +158,21 @@ class DatabaseStateStore:
 
 
 class RedisStateStore:
-    """Launches in Redis; expiry is Redis's own TTL, so purging is a no-op. The read runs in the request's session."""
+    """Launches in Redis; expiry is Redis's own TTL, so purging is a no-op. The caller runs the read."""
 
     PREFIX = "kurspakke:lti:"
 
-    def __init__(self, client: Any, session: Session) -> None:
+    def __init__(self, client: Any) -> None:
         self.client = client
-        self.session = session
 
     def record_launch(
         self, launch_id: str, nonce: str, data: dict[str, Any], ttl_seconds: int, read: Read | None = None
-    ) -> list[Row[Any]]:
+    ) -> list[Row[Any]] | None:
         # SET NX is atomic: of several racing launches with one nonce, one wins.
         if not self.client.set(f"{self.PREFIX}nonce:{nonce}", launch_id, nx=True, ex=ttl_seconds):
             raise NonceReused(nonce)
         self.client.set(f"{self.PREFIX}launch:{launch_id}", json.dumps(data), ex=ttl_seconds)
-        return [] if read is None else list(self.session.connection().execute(*read).all())
+        return None
 
     def get_launch(self, launch_id: str) -> dict[str, Any] | None:
         raw = self.client.get(f"{self.PREFIX}launch:{launch_id}")

@@ -10,9 +10,7 @@ login by a Partitioned cookie and, when the platform offers it, LTI Platform Sto
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
 import re
 import secrets
 from collections.abc import Mapping
@@ -22,6 +20,7 @@ from urllib.parse import urlencode
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from kurspakke.crypto import mac
 from kurspakke.services.platforms import RegistrationCache, RegistrationInfo, UnknownPlatform, origin_of
 from lti_tool.lti.errors import LtiRefusal
 from lti_tool.lti.message_launch import is_our_launch_url
@@ -67,8 +66,7 @@ def binding_proof(secret_key: str, binding: str) -> str:
     """What the browser must hold for a login — the value of its state cookie, or of its platform-storage key: a
     MAC of the binding under SECRET_KEY, so that knowing the state (which travels in URLs and forms) is not
     enough to forge it."""
-    mac = hmac.new(secret_key.encode(), b"kurspakke-login-binding|" + binding.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+    return mac(secret_key.encode(), b"kurspakke-login-binding|" + binding.encode())
 
 
 class _TimedSigner:

@@ -83,11 +83,20 @@
       .catch(function () { return null; })  // no answer: the cookie is the only binding left
       .then(function () { window.location.replace(next); });
   } else if (mode === "check") {
-    send({ subject: "lti.get_data", key: key }, targetName)
+    // Ask in the frames the platform names for each message, as the login did when it stored the proof.
+    var capabilities = null;
+    send({ subject: "lti.capabilities" }, targetName)
+      .then(function (caps) {
+        capabilities = caps;
+        var frame = frameFor(caps, "lti.get_data");
+        if (!frame) { throw new Error("unsupported"); }
+        return send({ subject: "lti.get_data", key: key }, frame);
+      })
       .then(function (reply) {
         if (typeof reply.value !== "string" || !reply.value) { throw new Error("missing"); }
         // Used once: clear it, so the platform's storage (limited per tool) does not fill up.
-        sendOnce({ subject: "lti.put_data", key: key, value: null }, targetName).catch(function () {});
+        var putFrame = frameFor(capabilities, "lti.put_data");
+        if (putFrame) { sendOnce({ subject: "lti.put_data", key: key, value: null }, putFrame).catch(function () {}); }
         var form = document.getElementById("storage-confirm");
         form.elements.proof.value = reply.value;
         form.submit();

@@ -16,6 +16,7 @@ from tests.support.lti import TOOL, LtiDriver, form_fields, launch_token
 
 @pytest.fixture
 def linked(app, sim):
+    """As tests/conftest.py's, with a mentor and a licence administrator as well."""
     with transaction(app.extensions["kurspakke"].session_factory) as s:
         link_sim_course(s, sim)
         person_for(s, sim, "deltaker", ProgrammeRoleKind.PARTICIPANT)
@@ -229,17 +230,40 @@ def test_another_platform_cannot_speak_for_this_canvas_by_sending_its_guid(drive
     assert h1(resp) == "Opplæringspakken er ikke satt opp for dette emnet ennå"
 
 
-def test_an_email_never_opens_a_person_already_tied_to_an_account(driver, linked, app, sim, client, db_session):
-    """Kari is provisioned with her Canvas user id. Another registered platform links a course of its own and
-    launches someone whose e-mail claim is Kari's, with another sub and Canvas id: that opens nothing of hers."""
-    from kurspakke.models import PersonIdentity
-
+def link_a_course_as_another_platform(driver, app, sim, client) -> None:
+    """Become another registered platform, and link a course of its own to the programme as its course owner."""
     become_another_platform(app, sim)
     sim.config.context_id = "evil-course"
     _, fields = form_fields(driver.launch("kurseier").get_data(as_text=True))
     assert (
         client.post("/app/link", data={**fields, "programme": "lindrende-behandling"}, base_url=TOOL).status_code == 303
     )
+
+
+@pytest.mark.parametrize("sent", ["canvas_user_id", "sub"])
+def test_another_platform_cannot_open_a_person_by_her_canvas_user_id_or_sub(driver, linked, app, sim, client, sent):
+    """Canvas user ids are kept per Canvas instance under the issuer that signed them, subs per issuer: another
+    registered platform, in a course of its own, that sends Kari's Canvas user id (or her sub from her earlier
+    launch) with an e-mail of its own opens nothing of hers."""
+    assert h1(driver.launch("deltaker")) == "Min fremdrift"  # her sub is recorded now, her Canvas user id was
+    link_a_course_as_another_platform(driver, app, sim, client)
+    kari = sim.user("deltaker")
+    kari.name, kari.email = "Angriper", "angriper@evil.example"
+    if sent == "canvas_user_id":
+        kari.sub = "attacker-sub-0002"
+    else:
+        kari.canvas_user_id = 9999
+    resp = driver.launch("deltaker")
+    assert h1(resp) == "Vi fant ingen lisens for deg"
+    assert "Kari Nordmann" not in resp.get_data(as_text=True)
+
+
+def test_an_email_never_opens_a_person_already_tied_to_an_account(driver, linked, app, sim, client, db_session):
+    """Kari is provisioned with her Canvas user id. Another registered platform links a course of its own and
+    launches someone whose e-mail claim is Kari's, with another sub and Canvas id: that opens nothing of hers."""
+    from kurspakke.models import PersonIdentity
+
+    link_a_course_as_another_platform(driver, app, sim, client)
     kari = sim.user("deltaker")
     kari.sub, kari.canvas_user_id, kari.name = "attacker-sub-0001", 9999, "Angriper"
     resp = driver.launch("deltaker")

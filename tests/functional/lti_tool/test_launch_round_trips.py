@@ -8,21 +8,10 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from kurspakke.db import transaction
-from kurspakke.models import ProgrammeRoleKind
-from tests.support.factories import link_sim_course, person_for
-
 
 @pytest.fixture
 def app_settings(app_settings: dict[str, Any]) -> dict[str, Any]:
     return {**app_settings, "registration_cache_seconds": 30}  # as in production: registrations and links cached
-
-
-@pytest.fixture
-def linked(app, sim):
-    with transaction(app.extensions["kurspakke"].session_factory) as s:
-        link_sim_course(s, sim)
-        person_for(s, sim, "deltaker", ProgrammeRoleKind.PARTICIPANT)
 
 
 @dataclass

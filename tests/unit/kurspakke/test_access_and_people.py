@@ -62,7 +62,7 @@ def test_an_identity_recorded_meanwhile_makes_the_launch_decide_again(session):
     """The launch's read (rows) saw no identity; before it could record the Canvas user id, someone else recorded
     it for another person record. The launch then decides from what is stored — as every later request will —
     instead of showing one person now and another on the next page."""
-    from kurspakke.models import IdentityKind, ProgrammeRoleKind
+    from kurspakke.models import IdentityKind, PersonIdentity, ProgrammeRoleKind
     from kurspakke.services.access import Launcher, match_person
     from kurspakke.services.people import add_identity, get_or_create_person, grant_role
 
@@ -85,6 +85,10 @@ def test_an_identity_recorded_meanwhile_makes_the_launch_decide_again(session):
     assert person is not None and person.id == provisioned.id
     assert roles == [ProgrammeRoleKind.PARTICIPANT]
     assert by_email.id != provisioned.id
+    # All or nothing: the e-mail match kept no half of the account (its sub would open the wrong person's
+    # records on a later launch without a Canvas user id).
+    kept = session.scalars(select(PersonIdentity.kind).where(PersonIdentity.person_id == by_email.id)).all()
+    assert kept == []
 
 
 def test_two_first_launches_with_one_email_cannot_both_claim_the_person(session_factory):
@@ -129,3 +133,41 @@ def test_two_first_launches_with_one_email_cannot_both_claim_the_person(session_
     assert second == [None]
     with session_factory() as s:
         assert [i.value for i in s.scalars(select(PersonIdentity))] == ["a"]
+
+
+def test_a_cached_link_that_was_unlinked_never_names_the_next_courses_list(session):
+    """A process cached course A's link; the operator unlinks A and course B is linked, which SQLite may give
+    the freed id. Launches from A through the stale cache must not land on B's list of unlicensed people, and
+    A's owner must not see B's list."""
+    from kurspakke.models import CourseLink, UnlicensedLaunch
+    from kurspakke.services.access import (
+        CourseLinkCache,
+        Launcher,
+        record_unlicensed,
+        unlicensed_users,
+        unlink_course,
+    )
+
+    course_a = CourseLink(programme_id="p", platform_instance="i", context_id="A", title="A")
+    session.add(course_a)
+    session.flush()
+    stale = CourseLinkCache(ttl_seconds=3600).get(session, "i", "A")
+    assert stale is not None
+    unlink_course(session, course_a.id)
+    course_b = CourseLink(id=stale.id, programme_id="p", platform_instance="i", context_id="B", title="B")
+    session.add(course_b)  # the freed id, as SQLite hands it out again
+    session.flush()
+    b_list = UnlicensedLaunch(course_link_id=course_b.id, issuer="iss", sub="b-person", name="B", email="b@b.no")
+    session.add(b_list)
+    session.flush()
+
+    def launcher(sub: str) -> Launcher:
+        return Launcher(issuer="iss", sub=sub, platform_instance="i", roles=frozenset(), context_id="A", name="Eva")
+
+    record_unlicensed(session, stale, launcher("a-person"))  # a new name
+    record_unlicensed(session, stale, launcher("b-person"))  # one already on B's list
+    session.flush()
+    rows = session.scalars(select(UnlicensedLaunch)).all()
+    assert [(r.course_link_id, r.sub, r.name, r.launches) for r in rows] == [(course_b.id, "b-person", "B", 1)]
+    assert unlicensed_users(session, stale) == []
+    assert [u.sub for u in unlicensed_users(session, CourseLinkCache(3600).get(session, "i", "B"))] == ["b-person"]

@@ -20,8 +20,7 @@ def unit_of_work(request, session_factory):
         client = request.getfixturevalue("redis_client")
 
         def make_redis():
-            s = session_factory()
-            return RedisStateStore(client, s), lambda: (s.commit(), s.close()), lambda: (s.rollback(), s.close())
+            return RedisStateStore(client), lambda: None, lambda: None
 
         return make_redis
 
@@ -74,7 +73,13 @@ def test_a_launch_is_recorded_before_the_request_commits_on_postgresql_and_with_
 PEOPLE_BY_EMAIL = select(Person.id, Person.name).where(Person.email == bindparam("email")).order_by(Person.name)
 
 
-def test_recording_a_launch_returns_the_rows_of_its_read(unit_of_work, session_factory):
+def runs_the_read(store: object) -> bool:
+    """Only the database store on PostgreSQL records a launch and runs its read in one statement; elsewhere the
+    store returns None and the caller runs the read."""
+    return isinstance(store, DatabaseStateStore) and store.session.get_bind().dialect.name == "postgresql"
+
+
+def test_recording_a_launch_returns_the_rows_of_its_read_where_it_runs_it(unit_of_work, session_factory):
     email = f"{uuid.uuid4().hex}@example.org"
     with session_factory() as s:
         s.add_all([Person(name="Kari", email=email), Person(name="Ola", email=email)])
@@ -82,12 +87,16 @@ def test_recording_a_launch_returns_the_rows_of_its_read(unit_of_work, session_f
     store, commit, _ = unit_of_work()
     rows = store.record_launch("with-read", uuid.uuid4().hex, {"x": 1}, 60, (PEOPLE_BY_EMAIL, {"email": email}))
     commit()
-    assert sorted(row.name for row in rows) == ["Kari", "Ola"]
-    assert all(isinstance(row.id, int) for row in rows)
+    if runs_the_read(store):
+        assert rows is not None
+        assert sorted(row.name for row in rows) == ["Kari", "Ola"]
+        assert all(isinstance(row.id, int) for row in rows)
+    else:
+        assert rows is None
     store, commit, _ = unit_of_work()
     rows = store.record_launch("no-match", uuid.uuid4().hex, {}, 60, (PEOPLE_BY_EMAIL, {"email": "none@example.org"}))
     commit()
-    assert rows == []
+    assert rows == ([] if runs_the_read(store) else None)
     store, commit, _ = unit_of_work()
     assert store.get_launch("with-read") == {"x": 1}
     assert store.get_launch("no-match") == {}
@@ -101,7 +110,8 @@ def test_a_replay_with_a_read_records_nothing(unit_of_work, session_factory):
         s.commit()
     nonce = uuid.uuid4().hex
     store, commit, _ = unit_of_work()
-    assert len(store.record_launch("first", nonce, {}, 60, (PEOPLE_BY_EMAIL, {"email": email}))) == 1
+    rows = store.record_launch("first", nonce, {}, 60, (PEOPLE_BY_EMAIL, {"email": email}))
+    assert (len(rows) if rows is not None else None) == (1 if runs_the_read(store) else None)
     commit()
     store, _, rollback = unit_of_work()
     with pytest.raises(NonceReused):
@@ -134,8 +144,8 @@ def test_expired_launches_are_gone_and_purged(session_factory):
         s.commit()
 
 
-def test_redis_launches_expire(redis_client, session_factory):
-    store = RedisStateStore(redis_client, session_factory())
+def test_redis_launches_expire(redis_client):
+    store = RedisStateStore(redis_client)
     store.record_launch("l", "n", {"a": 1}, 60)
     assert 0 < redis_client.ttl(store.PREFIX + "launch:l") <= 60
     assert 0 < redis_client.ttl(store.PREFIX + "nonce:n") <= 60

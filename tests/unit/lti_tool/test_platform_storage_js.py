@@ -17,7 +17,8 @@ JS = Path(__file__).resolve().parents[3] / "lti_tool" / "static" / "js" / "platf
 PLATFORM = "https://sso.canvaslms.example"
 
 # A fake tool page inside a fake Canvas page. `answers` says how the platform replies to each subject:
-# "reply" (normally), "silent" (never), "wrong_origin", "wrong_subject", "silent_once" (first attempt unanswered).
+# "reply" (normally), "silent" (never), "wrong_origin", "wrong_subject", "wrong_id" (another message's id),
+# "silent_once" (first attempt unanswered). putFrame / getFrame: the frames its capabilities answer names.
 HARNESS = r"""
 const fs = require("fs");
 const vm = require("vm");
@@ -33,7 +34,9 @@ function answer(msg) {
   if (mode === "silent" || (mode === "silent_once" && seen[msg.subject] === 1)) return;
   let data = { subject: msg.subject + ".response", message_id: msg.message_id };
   if (msg.subject === "lti.capabilities") {
-    data.supported_messages = [{ subject: "lti.put_data", frame: cfg.putFrame }, { subject: "lti.get_data" }];
+    data.supported_messages = [
+      { subject: "lti.put_data", frame: cfg.putFrame }, { subject: "lti.get_data", frame: cfg.getFrame },
+    ];
   } else if (msg.subject === "lti.put_data") {
     if (msg.value === null) delete storage[msg.key]; else storage[msg.key] = msg.value;
     data.key = msg.key; data.value = msg.value;
@@ -43,6 +46,7 @@ function answer(msg) {
   let origin = cfg.origin;
   if (mode === "wrong_origin") origin = "https://evil.example";
   if (mode === "wrong_subject") data.subject = "lti.something_else.response";
+  if (mode === "wrong_id") data.message_id = "another-" + msg.message_id;
   setTimeout(() => handlers.forEach((h) => h({ origin, data, source: {} })), 1);
 }
 function frame(name) {
@@ -112,10 +116,10 @@ KEY = "kp_state_" + "b" * 32
 
 
 def test_login_stores_the_proof_in_the_named_frame_then_goes_on():
-    out = run("login", putFrame="post_message_forwarding")
+    out = run("login", putFrame="storage_frame", frames=["post_message_forwarding", "storage_frame"])
     assert [(p["frame"], p["target"], p["msg"]["subject"]) for p in out["posted"]] == [
         ("post_message_forwarding", PLATFORM, "lti.capabilities"),
-        ("post_message_forwarding", PLATFORM, "lti.put_data"),
+        ("storage_frame", PLATFORM, "lti.put_data"),
     ]
     put = out["posted"][1]["msg"]
     assert (put["key"], put["value"]) == (KEY, "the-proof")
@@ -133,6 +137,7 @@ def test_check_posts_what_it_read_and_clears_the_key():
     out = run("check", stored={KEY: "the-proof"})
     assert out["submitted"] == "the-proof"
     assert [(p["msg"]["subject"], p["msg"].get("value", "-")) for p in out["posted"]] == [
+        ("lti.capabilities", "-"),
         ("lti.get_data", "-"),
         ("lti.put_data", None),
     ]
@@ -140,12 +145,28 @@ def test_check_posts_what_it_read_and_clears_the_key():
     assert not out["failedShown"]
 
 
+def test_check_reads_and_clears_in_the_frames_the_platform_names():
+    out = run(
+        "check",
+        stored={KEY: "the-proof"},
+        frames=["post_message_forwarding", "storage_frame"],
+        getFrame="storage_frame",
+        putFrame="storage_frame",
+    )
+    assert out["submitted"] == "the-proof"
+    assert [(p["frame"], p["msg"]["subject"]) for p in out["posted"]] == [
+        ("post_message_forwarding", "lti.capabilities"),
+        ("storage_frame", "lti.get_data"),
+        ("storage_frame", "lti.put_data"),
+    ]
+
+
 def test_check_asks_again_when_the_first_question_goes_unanswered():
     out = run("check", stored={KEY: "the-proof"}, answers={"lti.get_data": "silent_once"})
     assert out["submitted"] == "the-proof"
 
 
-@pytest.mark.parametrize("answer", ["wrong_origin", "wrong_subject", "silent"])
+@pytest.mark.parametrize("answer", ["wrong_origin", "wrong_subject", "wrong_id", "silent"])
 def test_check_ignores_answers_that_are_not_the_platforms_and_then_gives_up(answer):
     out = run("check", stored={KEY: "the-proof"}, answers={"lti.get_data": answer})
     assert out["submitted"] is None and out["failedShown"]
