@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 LEARNER = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
 INSTRUCTOR = "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"
-# Canvas sends TAs as an Instructor *sub-role*; tools must not treat them as course owners.
+# Canvas sends a TA the Instructor principal role *and* its TeachingAssistant sub-role (as the LTI spec's best
+# practice asks); tools must not treat them as course owners.
 TEACHING_ASSISTANT = "http://purl.imsglobal.org/vocab/lis/v2/membership/Instructor#TeachingAssistant"
 INSTITUTION_INSTRUCTOR = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Instructor"
 
@@ -59,7 +60,7 @@ _DEMO_USERS: tuple[SimUser, ...] = (
         given_name="Ola",
         family_name="Hansen",
         email="ola.hansen@example.no",
-        roles=[TEACHING_ASSISTANT],
+        roles=[INSTRUCTOR, TEACHING_ASSISTANT],
         label_nb="Start som mentor",
     ),
     SimUser(

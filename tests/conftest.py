@@ -173,7 +173,7 @@ def register_sim(session: Session, sim: SimPlatform, **extra: Any) -> None:
         deployment_ids=extra.pop("deployment_ids", [sim.config.deployment_id]),
         auth_login_url=SIM + "/api/lti/authorize_redirect",
         auth_token_url=SIM + "/login/oauth2/token",
-        key_set_url=SIM + "/api/lti/security/jwks",
+        key_set_url=extra.pop("key_set_url", SIM + "/api/lti/security/jwks"),
         frame_origins=extra.pop("frame_origins", [SIM]),
         **extra,
     )

@@ -96,6 +96,9 @@ class CanvasInstance(Base):
     account_id: Mapped[int]
     token_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     auth_provider_id: Mapped[int | None] = mapped_column(default=None)
+    # The same Canvas as an LTI platform instance ("<issuer>|<root account lti_guid>",
+    # kurspakke.services.platforms.platform_instance): how launches from it are recognised. None until tied.
+    platform_instance: Mapped[str | None] = mapped_column(String(255), unique=True, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

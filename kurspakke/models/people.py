@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Enum, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kurspakke.models.base import Base, utcnow
@@ -18,8 +18,10 @@ class ProgrammeRoleKind(enum.StrEnum):
 
 
 class IdentityKind(enum.StrEnum):
-    CANVAS_USER_ID = "canvas_user_id"  # scope: the Canvas instance, services.platforms.platform_instance()
-    LTI_SUB = "lti_sub"  # scope: the issuer
+    # scope: the Canvas instance, services.platforms.platform_instance(). Recorded by the tool itself
+    # (provisioning), never taken from a launch: a launch's Canvas user id is a custom parameter, a hint only.
+    CANVAS_USER_ID = "canvas_user_id"
+    LTI_SUB = "lti_sub"  # scope: the issuer; recorded by the launch that matched the person
 
 
 class Organisation(Base):
@@ -28,6 +30,11 @@ class Organisation(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(255))
     orgnr: Mapped[str] = mapped_column(String(9), unique=True)
+    # The Canvas its people are provisioned into. Only launches from that Canvas may tie one of its people to an
+    # account by e-mail (kurspakke.services.access); None until provisioning sets it.
+    canvas_instance_id: Mapped[int | None] = mapped_column(
+        ForeignKey("canvas_instance.id", ondelete="SET NULL"), default=None
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -47,13 +54,27 @@ class PersonIdentity(Base):
     """How a platform names a person: a Canvas user id within one Canvas instance, or an LTI sub of an issuer."""
 
     __tablename__ = "person_identity"
-    __table_args__ = (UniqueConstraint("kind", "scope", "value"),)
+    __table_args__ = (
+        UniqueConstraint("kind", "scope", "value"),
+        # One account per person and issuer: two first launches of different accounts cannot both claim a person.
+        Index(
+            "uq_person_identity_one_sub_per_issuer",
+            "person_id",
+            "scope",
+            unique=True,
+            sqlite_where=text("kind = 'LTI_SUB'"),
+            postgresql_where=text("kind = 'LTI_SUB'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
     kind: Mapped[IdentityKind] = mapped_column(Enum(IdentityKind, native_enum=False, length=32))
     scope: Mapped[str] = mapped_column(String(255))
     value: Mapped[str] = mapped_column(String(255))
+    # For a Canvas user id: the primary e-mail Canvas reported for the account when the tool provisioned it (people
+    # matched to an existing account often have another primary address than their seat's).
+    email: Mapped[str | None] = mapped_column(String(320), default=None)
 
     person: Mapped[Person] = relationship(back_populates="identities")
 

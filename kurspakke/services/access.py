@@ -7,6 +7,7 @@ the platform's signed roles claim says.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from kurspakke.models import (
+    CanvasInstance,
     CourseLink,
     IdentityKind,
     Organisation,
@@ -34,9 +36,9 @@ LIS = "http://purl.imsglobal.org/vocab/lis/v2/"
 ROLE_INSTRUCTOR = LIS + "membership#Instructor"
 ROLE_TEACHING_ASSISTANT = LIS + "membership/Instructor#TeachingAssistant"
 ROLE_LEARNER = LIS + "membership#Learner"
-OWNER_ADMIN_ROLES = frozenset(
-    {LIS + "membership#Administrator", LIS + "institution/person#Administrator", LIS + "system/person#Administrator"}
-)
+# Context (membership) roles only: an institution or system role says what someone is elsewhere in Canvas (a
+# sub-account administrator launching as a student carries institution/person#Administrator), not in this course.
+OWNER_ADMIN_ROLES = frozenset({LIS + "membership#Administrator"})
 # LTI 1.3 still permits the short context role names of LTI 1.1.
 _SHORT_ROLES = {
     "Instructor": ROLE_INSTRUCTOR,
@@ -50,7 +52,8 @@ def normalise_roles(roles: Iterable[str]) -> frozenset[str]:
 
 
 def is_course_owner_role(roles: Iterable[str]) -> bool:
-    """Instructor without the TeachingAssistant sub-role, or an Administrator."""
+    """A context-level Instructor without the TeachingAssistant sub-role (Canvas sends a TA both), or a
+    context-level Administrator."""
     found = normalise_roles(roles)
     if found & OWNER_ADMIN_ROLES:
         return True
@@ -222,7 +225,14 @@ def _with_roles(stmt: Any) -> Any:
 
 # Built once: a launch runs these on every request, and building a statement costs more than running it.
 _PERSON_BY_IDENTITY = _with_roles(
-    select(PersonIdentity.kind, Person.id, Person.name, Person.email, *_ROLE_COLUMNS)
+    select(
+        PersonIdentity.kind,
+        PersonIdentity.email.label("identity_email"),
+        Person.id,
+        Person.name,
+        Person.email,
+        *_ROLE_COLUMNS,
+    )
     .join(Person, Person.id == PersonIdentity.person_id)
     .where(
         or_(
@@ -242,6 +252,7 @@ _PERSON_BY_IDENTITY = _with_roles(
 
 
 PersonMatch = tuple[PersonInfo | None, list[ProgrammeRoleKind], list[OrganisationInfo]]
+NOBODY: PersonMatch = (None, [], [])
 
 
 def _roles_of(rows: Iterable[Any]) -> tuple[list[ProgrammeRoleKind], list[OrganisationInfo]]:
@@ -270,23 +281,21 @@ def person_query(launcher: Launcher, programme_id: str) -> tuple[Select[Any], di
     }
 
 
-def _matched(rows: Sequence[Any]) -> tuple[dict[IdentityKind, int], int | None]:
-    """The identities found, and the person they name: the Canvas user id recorded at provisioning wins over
-    the LTI sub of an earlier launch."""
-    found = {row.kind: row.id for row in rows}
-    return found, found.get(IdentityKind.CANVAS_USER_ID) or found.get(IdentityKind.LTI_SUB)
-
-
 def _person_of(rows: Sequence[Any], person_id: int) -> PersonMatch:
     mine = [row for row in rows if row.id == person_id]
     return (PersonInfo(mine[0].id, mine[0].name, mine[0].email), *_roles_of(mine))
 
 
+def _by_kind(rows: Sequence[Any], kind: IdentityKind) -> int | None:
+    return next((row.id for row in rows if row.kind == kind), None)
+
+
 def known_person(session: Session, launcher: Launcher, programme_id: str) -> PersonMatch:
-    """The person of an earlier launch, by the identities that launch recorded (reads only)."""
+    """The person of an earlier launch, by the LTI sub that launch matched and recorded (reads only). The signed
+    sub is the authority: a Canvas user id never opens anyone here."""
     rows = session.connection().execute(*person_query(launcher, programme_id)).all()
-    _, person_id = _matched(rows)
-    return (None, [], []) if person_id is None else _person_of(rows, person_id)
+    person_id = _by_kind(rows, IdentityKind.LTI_SUB)
+    return NOBODY if person_id is None else _person_of(rows, person_id)
 
 
 def match_person(
@@ -294,61 +303,169 @@ def match_person(
 ) -> PersonMatch:
     """The person launching, with their roles and organisations in ``programme_id``.
 
-    Canvas user id recorded at provisioning, else the LTI sub from an earlier launch, else a unique e-mail of a
-    person not yet tied to any account (see _unclaimed_by_email).
+    The signed LTI sub recorded at an earlier launch decides. A first launch (no person holds the sub yet) may
+    attach the sub to a person by one of two hints, never guessed:
+
+    - the Canvas user id (a custom parameter, which teachers can set per link, so a hint only): only a Canvas user
+      id the tool itself recorded for the person on this Canvas instance, only while the person has no sub of this
+      issuer, and only when the launch's e-mail agrees with an e-mail the tool knows for them (the seat's, or the
+      primary one Canvas reported at provisioning) — see _claim_by_canvas_user_id;
+    - else the e-mail alone, only from the Canvas instance the person's organisation is provisioned into — see
+      _claim_by_email.
+
     ``rows`` are those of person_query, when the caller has run it already (the launch does, in the statement
-    that records it). On a match, the identities this launch carries are recorded so the next launch, and every
-    later request of this one, matches directly. An e-mail shared by several people matches no one (never
-    guessed).
+    that records it). Only the sub is ever recorded from a launch. A Canvas user id that names another person
+    than the sub's, or a person who already has another sub, opens nothing of that person and is logged.
     """
     if rows is None:
         rows = session.connection().execute(*person_query(launcher, programme_id)).all()
-    found, person_id = _matched(rows)
+    by_sub = _by_kind(rows, IdentityKind.LTI_SUB)
+    by_canvas_id = _by_kind(rows, IdentityKind.CANVAS_USER_ID)
+    if by_sub is not None:
+        if by_canvas_id is not None and by_canvas_id != by_sub:
+            _mismatch("canvas user id names another person than the launch's sub", launcher, by_canvas_id)
+        return _person_of(rows, by_sub)
+    person_id = None
+    if by_canvas_id is not None:
+        person_id = _claim_by_canvas_user_id(session, launcher, [row for row in rows if row.id == by_canvas_id])
+        if person_id is None and _has_sub(session, by_canvas_id, launcher.issuer):
+            return NOBODY  # that person is someone else's account; the launch opens nothing at all
     if person_id is None and launcher.email:
-        person_id = _unclaimed_by_email(session, launcher.email)
+        person_id = _claim_by_email(session, launcher, programme_id)
     if person_id is None:
-        return None, [], []
-    wanted = [(IdentityKind.LTI_SUB, launcher.issuer, launcher.sub)]
-    if launcher.canvas_user_id:
-        wanted.append((IdentityKind.CANVAS_USER_ID, launcher.platform_instance, launcher.canvas_user_id))
-    missing = [(kind, scope, value) for kind, scope, value in wanted if kind not in found]
-    if missing and not _remember(session, person_id, missing):
-        # Someone recorded one of these identities meanwhile (a concurrent launch, or provisioning, perhaps for
-        # another person record): nothing of this launch's was kept; decide again from what is stored now, as
-        # every later request will.
-        return known_person(session, launcher, programme_id)
-    if person_id not in found.values():
-        # Matched by e-mail: the identities just recorded name the person now.
-        return known_person(session, launcher, programme_id)
-    return _person_of(rows, person_id)
+        return NOBODY
+    # When someone recorded this sub meanwhile, or the person got another sub of this issuer from a concurrent
+    # launch, nothing of this launch's is kept; either way decide from what is stored now, as later requests will.
+    _remember_sub(session, person_id, launcher)
+    return known_person(session, launcher, programme_id)
 
 
-def _unclaimed_by_email(session: Session, email: str) -> int | None:
-    """The one person with this e-mail, if nobody has launched as them and they hold no Canvas user id yet.
+_log = logging.getLogger("kurspakke.identity")
+
+
+def _mismatch(reason: str, launcher: Launcher, person_id: int) -> None:
+    """For the operator: a launch pointed at a person it may not open (a forged or mistaken hint)."""
+    _log.warning(
+        "identity mismatch: %s",
+        reason,
+        extra={
+            "fields": {
+                "issuer": launcher.issuer,
+                "sub": launcher.sub,
+                "platform_instance": launcher.platform_instance,
+                "canvas_user_id": launcher.canvas_user_id,
+                "person_id": person_id,
+            }
+        },
+    )
+
+
+def _has_sub(session: Session, person_id: int, issuer: str) -> bool:
+    return (
+        session.scalar(
+            select(PersonIdentity.id)
+            .where(
+                PersonIdentity.person_id == person_id,
+                PersonIdentity.kind == IdentityKind.LTI_SUB,
+                PersonIdentity.scope == issuer,
+            )
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def _same_email(a: str | None, b: str | None) -> bool:
+    return bool(a and b) and a.strip().lower() == b.strip().lower()  # type: ignore[union-attr]
+
+
+def _claim_by_canvas_user_id(session: Session, launcher: Launcher, rows: Sequence[Any]) -> int | None:
+    """The person the tool recorded this Canvas user id for on this instance (``rows``: theirs), if they have no
+    sub of this issuer yet and the launch's e-mail agrees with the seat's or the one Canvas reported."""
+    person_id = rows[0].id
+    if _has_sub(session, person_id, launcher.issuer):
+        _mismatch("canvas user id of a person who already has another sub", launcher, person_id)
+        return None
+    if not any(
+        _same_email(launcher.email, row.email) or _same_email(launcher.email, row.identity_email) for row in rows
+    ):
+        _mismatch("canvas user id whose e-mail does not agree with the launch's", launcher, person_id)
+        return None
+    return person_id
+
+
+def _claim_by_email(session: Session, launcher: Launcher, programme_id: str) -> int | None:
+    """The one person with the launch's e-mail (the seat's, or the primary one Canvas reported for their account on
+    this instance) who has no sub of this issuer yet, when this launch comes from the Canvas their organisation is
+    provisioned into.
 
     E-mail is the weakest match (a platform's claim, often unverified, and any registered platform can send any
-    address), so it only ever finds a person the tool has not tied to an account: once a person has an identity
-    (a sub from a launch, a Canvas user id from provisioning), only that identity opens their records. Several
-    people with one address match no one (never guessed)."""
+    address), so another registered Canvas — even under the same issuer — never ties anyone by e-mail. A person
+    the tool recorded a Canvas user id for on this instance is not tied to another account of it. Several people
+    with one address match no one (never guessed)."""
+    email = launcher.email.strip().lower()
     # Locked until this launch commits, so two first launches with one e-mail cannot both claim the person: the
     # second waits, then finds the first one's identity. (SQLite serialises writers anyway.)
+    reported = select(PersonIdentity.person_id).where(
+        PersonIdentity.kind == IdentityKind.CANVAS_USER_ID,
+        PersonIdentity.scope == launcher.platform_instance,
+        func.lower(PersonIdentity.email) == email,
+    )
     candidates = session.scalars(
-        select(Person.id).where(func.lower(Person.email) == email.strip().lower()).limit(2).with_for_update()
+        select(Person.id)
+        .where(or_(func.lower(Person.email) == email, Person.id.in_(reported)))
+        .limit(2)
+        .with_for_update()
     ).all()
     if len(candidates) != 1:
         return None
-    claimed = session.scalar(select(PersonIdentity.id).where(PersonIdentity.person_id == candidates[0]).limit(1))
-    return None if claimed is not None else candidates[0]
+    person_id = candidates[0]
+    if _has_sub(session, person_id, launcher.issuer):
+        return None
+    if not _provisioned_from(session, person_id, programme_id, launcher.platform_instance):
+        return None
+    recorded = session.scalars(
+        select(PersonIdentity.value).where(
+            PersonIdentity.person_id == person_id,
+            PersonIdentity.kind == IdentityKind.CANVAS_USER_ID,
+            PersonIdentity.scope == launcher.platform_instance,
+        )
+    ).all()
+    if recorded and launcher.canvas_user_id is not None and launcher.canvas_user_id not in recorded:
+        _mismatch("e-mail of a person provisioned with another canvas account", launcher, person_id)
+        return None
+    return person_id
 
 
-def _remember(session: Session, person_id: int, identities: Sequence[tuple[IdentityKind, str, str]]) -> bool:
-    """Record the person's identities, all or none; False when one was recorded concurrently (by whomever), so
-    that a person is never left holding half of an account."""
+def _provisioned_from(session: Session, person_id: int, programme_id: str, platform_instance: str) -> bool:
+    """Whether ``platform_instance`` is a Canvas the tool tied this person to: the one an organisation of theirs
+    in the programme is provisioned into — or, for an organisation not provisioned anywhere yet, the one Canvas
+    the programme's course is linked on (when the programme is linked on several, none: ambiguous)."""
+    rows = session.execute(
+        select(Organisation.canvas_instance_id, CanvasInstance.platform_instance)
+        .join(ProgrammeRole, ProgrammeRole.organisation_id == Organisation.id)
+        .outerjoin(CanvasInstance, CanvasInstance.id == Organisation.canvas_instance_id)
+        .where(ProgrammeRole.person_id == person_id, ProgrammeRole.programme_id == programme_id)
+    ).all()
+    if any(row.platform_instance == platform_instance for row in rows):
+        return True
+    if not any(row.canvas_instance_id is None for row in rows):
+        return False
+    linked_on = session.scalars(
+        select(CourseLink.platform_instance).where(CourseLink.programme_id == programme_id).distinct().limit(2)
+    ).all()
+    return linked_on == [platform_instance]
+
+
+def _remember_sub(session: Session, person_id: int, launcher: Launcher) -> bool:
+    """Record the launch's sub for the person; False when it, or another sub of this issuer for this person (one
+    sub per person and issuer: a unique index), was recorded concurrently — then nothing is kept."""
     try:
         with session.begin_nested():
-            session.add_all(
-                PersonIdentity(person_id=person_id, kind=kind, scope=scope, value=value)
-                for kind, scope, value in identities
+            session.add(
+                PersonIdentity(
+                    person_id=person_id, kind=IdentityKind.LTI_SUB, scope=launcher.issuer, value=launcher.sub
+                )
             )
             session.flush()
     except IntegrityError:

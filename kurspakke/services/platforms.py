@@ -29,6 +29,16 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
+# Instructure publishes hosted Canvas's one key set under two addresses (DESIGN.md §6).
+HOSTED_CANVAS_KEY_SETS = frozenset(
+    {"https://canvas.instructure.com/api/lti/security/jwks", "https://sso.canvaslms.com/api/lti/security/jwks"}
+)
+
+
+def same_key_set(a: str, b: str) -> bool:
+    return a == b or {a, b} <= HOSTED_CANVAS_KEY_SETS
+
+
 def _check_url(name: str, url: str, *, require_https: bool) -> str:
     url = url.strip()
     origin_of(url)
@@ -65,6 +75,17 @@ def add_platform(
         "key_set_url": _check_url("key-set-url", key_set_url, require_https=require_https),
     }
     origins = [origin_of(o) for o in frame_origins] or [origin_of(issuer)]
+    # An issuer signs with one key set: hosted Canvas signs every institution's launches with the same keys, so a
+    # second key set for an issuer already registered can only be a mistake or an attempt to sign as that issuer.
+    others = session.scalars(
+        select(Registration.key_set_url).where(Registration.issuer == issuer, Registration.client_id != client_id)
+    ).all()
+    for other in others:
+        if not same_key_set(other, urls["key_set_url"]):
+            raise RegistrationError(
+                f"issuer {issuer} is already registered with the key set {other}; every client of one issuer must "
+                f"use that key set, not {urls['key_set_url']}"
+            )
     reg = session.scalars(
         select(Registration).where(Registration.issuer == issuer, Registration.client_id == client_id)
     ).one_or_none()

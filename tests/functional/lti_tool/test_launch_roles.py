@@ -92,11 +92,6 @@ def test_a_participant_cannot_open_the_owner_view(driver, linked, client):
     assert resp.status_code == 403
 
 
-def test_forged_launch_token_is_refused(client):
-    resp = client.get("/app/participant", query_string={"lt": "not-a-token"})
-    assert resp.status_code == 401
-
-
 def test_launch_with_state_in_redis(app_settings, sim, sim_client, encryptor, db_session, redis_client):
     """With REDIS_URL, launch records and consumed nonces live in Redis, shared by every web process and host."""
     from kurspakke.services.keys import ensure_key
@@ -193,8 +188,8 @@ def test_the_launch_token_lives_a_working_day(driver, linked, app, db_session):
 
 
 def test_a_person_matched_by_email_is_found_again_on_later_requests(driver, app, sim, client, db_session):
-    """Enrolled with an e-mail only (no Canvas id yet): the launch matches by e-mail and records the identities,
-    which is how every later request of the launch finds the person."""
+    """Enrolled with an e-mail only (no Canvas id yet): the launch matches by e-mail and records its sub — only the
+    sub: a launch's Canvas user id is a hint, never recorded — which is how every later request finds the person."""
     from kurspakke.models import PersonIdentity
 
     with transaction(app.extensions["kurspakke"].session_factory) as s:
@@ -202,7 +197,8 @@ def test_a_person_matched_by_email_is_found_again_on_later_requests(driver, app,
         person_for(s, sim, "deltaker", ProgrammeRoleKind.PARTICIPANT, with_canvas_id=False)
     resp = driver.launch("deltaker")
     assert h1(resp) == "Min fremdrift"
-    assert len(db_session.scalars(select(PersonIdentity)).all()) == 2  # the sub and the Canvas user id
+    recorded = db_session.scalars(select(PersonIdentity)).all()
+    assert [(i.kind, i.value) for i in recorded] == [("lti_sub", sim.user("deltaker").sub)]
     again = client.get("/app/participant", query_string={"lt": launch_token(resp.get_data(as_text=True))})
     assert again.status_code == 200 and h1(again) == "Min fremdrift"
     assert sim.user("deltaker").name in again.get_data(as_text=True)

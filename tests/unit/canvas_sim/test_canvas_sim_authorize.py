@@ -110,7 +110,7 @@ def test_authorize_returns_verifiable_id_token(platform: SimPlatform) -> None:
 def test_mentor_is_teaching_assistant_not_instructor(platform: SimPlatform) -> None:
     _, form = platform.authorize(auth_request(platform, "mentor"))
     roles = verify(platform, form["id_token"])[LTI + "roles"]
-    assert roles == [TA_ROLE]
+    assert roles == ["http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor", TA_ROLE]
 
 
 def test_custom_params_travel_through_message_hint(platform: SimPlatform) -> None:

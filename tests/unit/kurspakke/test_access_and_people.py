@@ -21,8 +21,12 @@ from kurspakke.services.people import InvalidOrgnr, get_or_create_organisation, 
         ([ROLE_TEACHING_ASSISTANT], False),
         ([ROLE_INSTRUCTOR, ROLE_TEACHING_ASSISTANT], False),  # a TA is never a course owner
         ([LIS + "membership#Administrator"], True),
-        ([LIS + "institution/person#Administrator", ROLE_TEACHING_ASSISTANT], True),
-        ([LIS + "institution/person#Instructor"], False),  # an institution role, not in this course
+        # Institution and system roles say what someone is elsewhere in Canvas, not in this course: a sub-account
+        # administrator launching as a student, or a TA, is no course owner.
+        ([LIS + "institution/person#Administrator", ROLE_LEARNER], False),
+        ([LIS + "institution/person#Administrator", ROLE_INSTRUCTOR, ROLE_TEACHING_ASSISTANT], False),
+        ([LIS + "system/person#Administrator"], False),
+        ([LIS + "institution/person#Instructor"], False),
         ([ROLE_LEARNER], False),
         ([], False),
     ],
@@ -58,19 +62,29 @@ def test_invalid_orgnr_is_refused_and_not_written(session):
     assert session.scalar(select(func.count()).select_from(Organisation)) == 0
 
 
+def _programme_on_instance(session, instance: str = "iss|guid"):
+    """Programme "p" linked on ``instance`` (its organisations not provisioned anywhere yet), and one organisation."""
+    from kurspakke.models import CourseLink
+
+    session.add(CourseLink(programme_id="p", platform_instance=instance, context_id="c", title="C"))
+    return get_or_create_organisation(session, name="Oslo kommune", orgnr="958935420")
+
+
 def test_an_identity_recorded_meanwhile_makes_the_launch_decide_again(session):
-    """The launch's read (rows) saw no identity; before it could record the Canvas user id, someone else recorded
-    it for another person record. The launch then decides from what is stored — as every later request will —
-    instead of showing one person now and another on the next page."""
+    """The launch's read (rows) found no one by its sub, and the e-mail names a person; before the launch could
+    record its sub, a concurrent launch of the same account recorded that sub for another person record. The
+    launch then decides from what is stored — as every later request will — instead of showing one person now
+    and another on the next page, and the e-mail person keeps nothing of the account."""
     from kurspakke.models import IdentityKind, PersonIdentity, ProgrammeRoleKind
     from kurspakke.services.access import Launcher, match_person
     from kurspakke.services.people import add_identity, get_or_create_person, grant_role
 
-    org = get_or_create_organisation(session, name="Oslo kommune", orgnr="958935420")
+    org = _programme_on_instance(session)
     by_email = get_or_create_person(session, name="Kari (e-post)", email="kari@example.org")
-    provisioned = get_or_create_person(session, name="Kari (Canvas)", email="kari.nordmann@example.org")
-    add_identity(session, provisioned, IdentityKind.CANVAS_USER_ID, "iss|guid", "42")
-    grant_role(session, provisioned, programme_id="p", organisation=org, role=ProgrammeRoleKind.PARTICIPANT)
+    grant_role(session, by_email, programme_id="p", organisation=org, role=ProgrammeRoleKind.MENTOR)
+    other = get_or_create_person(session, name="Kari (annen)", email="kari.nordmann@example.org")
+    grant_role(session, other, programme_id="p", organisation=org, role=ProgrammeRoleKind.PARTICIPANT)
+    add_identity(session, other, IdentityKind.LTI_SUB, "iss", "sub-1")  # the concurrent launch's, committed first
     session.flush()
     launcher = Launcher(
         issuer="iss",
@@ -79,39 +93,32 @@ def test_an_identity_recorded_meanwhile_makes_the_launch_decide_again(session):
         roles=frozenset(),
         context_id="c",
         email="kari@example.org",
-        canvas_user_id="42",
     )
-    person, roles, _ = match_person(session, launcher, "p", rows=[])  # rows read before the identity existed
-    assert person is not None and person.id == provisioned.id
+    person, roles, _ = match_person(session, launcher, "p", rows=[])  # rows read before the sub existed
+    assert person is not None and person.id == other.id
     assert roles == [ProgrammeRoleKind.PARTICIPANT]
-    assert by_email.id != provisioned.id
-    # All or nothing: the e-mail match kept no half of the account (its sub would open the wrong person's
-    # records on a later launch without a Canvas user id).
     kept = session.scalars(select(PersonIdentity.kind).where(PersonIdentity.person_id == by_email.id)).all()
     assert kept == []
 
 
 def test_two_first_launches_with_one_email_cannot_both_claim_the_person(session_factory):
-    """A person known only by e-mail; two accounts (say, on two platforms) launch at the same moment with that
-    e-mail. The first to claim holds the person until it commits; the second then finds them taken."""
+    """A person known only by e-mail; two accounts of her Canvas launch at the same moment with that e-mail. The
+    first to claim holds the person until it commits; the second then finds her taken."""
     import threading
 
-    from kurspakke.models import PersonIdentity
+    from kurspakke.models import PersonIdentity, ProgrammeRoleKind
     from kurspakke.services.access import Launcher, match_person
-    from kurspakke.services.people import get_or_create_person
+    from kurspakke.services.people import get_or_create_person, grant_role
 
     with session_factory() as s:
-        get_or_create_person(s, name="Kari", email="kari@example.org")
+        org = _programme_on_instance(s, "i")
+        kari = get_or_create_person(s, name="Kari", email="kari@example.org")
+        grant_role(s, kari, programme_id="p", organisation=org, role=ProgrammeRoleKind.PARTICIPANT)
         s.commit()
 
     def launcher(sub: str) -> Launcher:
         return Launcher(
-            issuer="iss-" + sub,
-            sub=sub,
-            platform_instance="i",
-            roles=frozenset(),
-            context_id="c",
-            email="kari@example.org",
+            issuer="iss", sub=sub, platform_instance="i", roles=frozenset(), context_id="c", email="kari@example.org"
         )
 
     first = session_factory()
@@ -133,6 +140,25 @@ def test_two_first_launches_with_one_email_cannot_both_claim_the_person(session_
     assert second == [None]
     with session_factory() as s:
         assert [i.value for i in s.scalars(select(PersonIdentity))] == ["a"]
+
+
+def test_one_person_holds_one_account_per_issuer(session):
+    """The unique index behind 'a Canvas user id may attach a sub only while the person has none of this issuer':
+    however two launches race, a person never ends up with two accounts of one issuer."""
+    from sqlalchemy.exc import IntegrityError
+
+    from kurspakke.models import IdentityKind, PersonIdentity
+    from kurspakke.services.people import get_or_create_person
+
+    kari = get_or_create_person(session, name="Kari", email="kari@example.org")
+    session.add(PersonIdentity(person_id=kari.id, kind=IdentityKind.LTI_SUB, scope="iss", value="a"))
+    session.add(PersonIdentity(person_id=kari.id, kind=IdentityKind.LTI_SUB, scope="other-iss", value="a"))
+    session.add(PersonIdentity(person_id=kari.id, kind=IdentityKind.CANVAS_USER_ID, scope="iss|g", value="1"))
+    session.add(PersonIdentity(person_id=kari.id, kind=IdentityKind.CANVAS_USER_ID, scope="iss|g", value="2"))
+    session.flush()
+    session.add(PersonIdentity(person_id=kari.id, kind=IdentityKind.LTI_SUB, scope="iss", value="b"))
+    with pytest.raises(IntegrityError):
+        session.flush()
 
 
 def test_a_cached_link_that_was_unlinked_never_names_the_next_courses_list(session):
