@@ -6,6 +6,8 @@ Tests and tools pass overrides to ``Settings.from_env(overrides=...)`` or to ``c
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import secrets
 from dataclasses import dataclass, field, fields, replace
@@ -15,6 +17,11 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INSTANCE_PATH = PROJECT_ROOT / "instance"
 ENVIRONMENTS = ("development", "test", "production")
+# Fail closed: a process started without KURSPAKKE_ENV (a forgotten variable on a new host, a worker started by
+# hand) gets production's rules and refuses to start without its secrets, instead of quietly running as
+# development with a per-container SECRET_KEY, no HSTS and http platforms. Development and tests ask explicitly.
+DEFAULT_ENV = "production"
+GENERATE_ENCRYPTION_KEY = 'python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
 
 
 class SettingsError(RuntimeError):
@@ -27,7 +34,7 @@ def _as_bool(value: str) -> bool:
 
 @dataclass(frozen=True)
 class Settings:
-    env: str = "development"
+    env: str = DEFAULT_ENV
     base_url: str = "http://127.0.0.1:5000"
     database_url: str = ""
     secret_key: str = ""
@@ -44,6 +51,9 @@ class Settings:
     jwt_leeway_seconds: int = 60
     login_state_ttl_seconds: int = 600
     launch_token_ttl_seconds: int = 10 * 3600  # a working day
+    # Course-owner authority comes from the platform's roles claim at launch: trusted this long, then a fresh launch
+    # must confirm it, so a teacher removed from the course loses it within the hour (lti_tool/views/context.py).
+    owner_authority_seconds: int = 3600
     key_grace_seconds: int = 7 * 24 * 3600
     platform_jwks_ttl_seconds: int = 3600
     registration_cache_seconds: float = 30.0
@@ -63,15 +73,18 @@ class Settings:
     def from_env(cls, environ: dict[str, str] | None = None, overrides: dict[str, Any] | None = None) -> Settings:
         """Build settings from ``environ`` (default ``os.environ``) and apply ``overrides``.
 
-        Raises SettingsError when production is missing what it needs. In development and test a SECRET_KEY is
-        generated once into instance/ so a fresh clone runs without any secret in git.
+        Without KURSPAKKE_ENV (or an ``env`` override) the rules are production's. Raises SettingsError when
+        production is missing what it needs, naming every missing variable at once, before anything is written.
+        In development and test a SECRET_KEY is generated once into instance/ so a fresh clone runs without any
+        secret in git.
         """
         env_map = dict(os.environ if environ is None else environ)
         overrides = dict(overrides or {})
         instance_path = Path(
             overrides.pop("instance_path", None) or env_map.get("KURSPAKKE_INSTANCE_PATH") or DEFAULT_INSTANCE_PATH
         )
-        env = overrides.pop("env", None) or env_map.get("KURSPAKKE_ENV", "development")
+        # An empty KURSPAKKE_ENV counts as unset (an env file with `KURSPAKKE_ENV=`): production, not an error.
+        env = overrides.pop("env", None) or env_map.get("KURSPAKKE_ENV") or DEFAULT_ENV
         if env not in ENVIRONMENTS:
             raise SettingsError(f"KURSPAKKE_ENV must be one of {', '.join(ENVIRONMENTS)}, not {env!r}")
         values: dict[str, Any] = {
@@ -80,7 +93,8 @@ class Settings:
             "base_url": env_map.get("KURSPAKKE_BASE_URL", cls.base_url).rstrip("/"),
             "database_url": env_map.get("DATABASE_URL", ""),
             "secret_key": env_map.get("SECRET_KEY", ""),
-            "encryption_key": env_map.get("KURSPAKKE_ENCRYPTION_KEY") or None,
+            # Stripped: a key pasted from a file often carries its newline, which the strict check would refuse.
+            "encryption_key": env_map.get("KURSPAKKE_ENCRYPTION_KEY", "").strip() or None,
             "redis_url": env_map.get("REDIS_URL") or None,
             "smtp_url": env_map.get("SMTP_URL") or None,
             "webhook_secret": env_map.get("KURSPAKKE_WEBHOOK_SECRET") or None,
@@ -99,21 +113,55 @@ class Settings:
         return settings._completed()
 
     def _completed(self) -> Settings:
+        if self.encryption_key is not None and not _is_fernet_key(self.encryption_key):
+            # Checked in every environment: a malformed key would otherwise surface as a cryptic ValueError from
+            # the first encryption or decryption, long after start. The value itself is never echoed.
+            raise SettingsError(
+                "KURSPAKKE_ENCRYPTION_KEY is not a valid key (it must be 32 url-safe base64-encoded bytes, "
+                f"44 characters); generate one with: {GENERATE_ENCRYPTION_KEY}"
+            )
+        if self.is_production:
+            self._check_production()
+            return self
         changes: dict[str, Any] = {}
         if not self.database_url:
-            if self.is_production:
-                raise SettingsError("DATABASE_URL must be set in production")
             self.instance_path.mkdir(parents=True, exist_ok=True)
             changes["database_url"] = f"sqlite:///{self.instance_path / 'kurspakke.sqlite3'}"
         if not self.secret_key:
-            if self.is_production:
-                raise SettingsError("SECRET_KEY must be set in production")
             changes["secret_key"] = _development_secret(self.instance_path)
-        elif self.is_production and len(self.secret_key) < 32:
-            raise SettingsError("SECRET_KEY must be at least 32 characters in production")
-        if self.is_production and not self.base_url.startswith("https://"):
-            raise SettingsError("KURSPAKKE_BASE_URL must be https:// in production")
         return replace(self, **changes) if changes else self
+
+    def _check_production(self) -> None:
+        """Refuse production settings that are incomplete. Every problem is listed at once so an operator fixes the
+        environment in one go; nothing is written before (no instance/, no generated key)."""
+        problems: list[str] = []
+        if not self.database_url:
+            problems.append("DATABASE_URL must be set in production")
+        if not self.secret_key:
+            problems.append("SECRET_KEY must be set in production")
+        elif len(self.secret_key) < 32:
+            problems.append("SECRET_KEY must be at least 32 characters in production")
+        if not self.base_url.startswith("https://"):
+            problems.append("KURSPAKKE_BASE_URL must be the tool's https:// URL in production")
+        if self.encryption_key is None:
+            # Not derived from SECRET_KEY in production: rotating SECRET_KEY would make every stored signing key
+            # and Canvas token unreadable.
+            problems.append(f"KURSPAKKE_ENCRYPTION_KEY must be set in production (generate: {GENERATE_ENCRYPTION_KEY})")
+        if problems:
+            # Say why production rules apply: after the switch to failing closed, a developer who forgot
+            # KURSPAKKE_ENV meets this message and should see the way out.
+            hint = "KURSPAKKE_ENV is unset or production; a local run sets KURSPAKKE_ENV=development"
+            raise SettingsError(f"{'; '.join(problems)} ({hint})")
+
+
+def _is_fernet_key(key: str) -> bool:
+    """What cryptography's Fernet accepts and Fernet.generate_key() makes: 32 bytes in url-safe base64 with its
+    padding. Decoded strictly, so a key with stray characters is refused here rather than silently shortened."""
+    try:
+        raw = base64.b64decode(key.encode("ascii"), altchars=b"-_", validate=True)
+    except (UnicodeEncodeError, binascii.Error):
+        return False
+    return len(raw) == 32
 
 
 def _development_secret(instance_path: Path) -> str:

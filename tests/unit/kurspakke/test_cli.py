@@ -12,10 +12,17 @@ from sqlalchemy import func, select
 from kurspakke.models import CanvasInstance, Deployment, Registration, ToolKey
 
 
+def base_env() -> dict[str, str]:
+    """PATH, and coverage's own variables: `make test` measures these subprocesses too (coverage's
+    `patch = ["subprocess"]` hands its configuration over in COVERAGE_PROCESS_CONFIG), and an environment built
+    from scratch would drop it. Nothing else from the caller's environment leaks into the command."""
+    return {"PATH": os.environ["PATH"], **{k: v for k, v in os.environ.items() if k.startswith("COVERAGE_")}}
+
+
 @pytest.fixture
 def run(database_url, tmp_path):
     env = {
-        "PATH": os.environ["PATH"],
+        **base_env(),
         "KURSPAKKE_ENV": "test",
         "DATABASE_URL": database_url,
         "SECRET_KEY": "cli-secret-" * 4,
@@ -133,10 +140,33 @@ def test_worker_once_purges_expired_launches(run, session):
 
 def _dev_run(instance, *args):
     """kurspakke as `make run` calls it: development, no DATABASE_URL and no SECRET_KEY in the environment."""
-    env = {"PATH": os.environ["PATH"], "KURSPAKKE_ENV": "development", "KURSPAKKE_INSTANCE_PATH": str(instance)}
+    env = {**base_env(), "KURSPAKKE_ENV": "development", "KURSPAKKE_INSTANCE_PATH": str(instance)}
     return subprocess.run(
         [sys.executable, "-m", "kurspakke", *args], env=env, capture_output=True, text=True, timeout=120
     )
+
+
+@pytest.mark.parametrize("args", [("worker", "--once"), ("db", "upgrade")], ids=["worker", "db-upgrade"])
+def test_without_kurspakke_env_and_secrets_the_command_refuses_and_writes_nothing(args, tmp_path):
+    """A worker or release step started on a host that lacks KURSPAKKE_ENV gets production's rules (fail closed),
+    not a development instance with a freshly generated SECRET_KEY and a SQLite file of its own."""
+    instance = tmp_path / "instance"
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    res = subprocess.run(
+        [sys.executable, "-m", "kurspakke", *args],
+        env={**base_env(), "KURSPAKKE_INSTANCE_PATH": str(instance)},
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode != 0
+    for variable in ("DATABASE_URL", "SECRET_KEY", "KURSPAKKE_BASE_URL", "KURSPAKKE_ENCRYPTION_KEY"):
+        assert f"{variable} must be" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr  # a clear message, not a crash
+    assert not instance.exists()  # no instance/secret_key, no kurspakke.sqlite3
+    assert list(workdir.iterdir()) == []  # nor anything relative to the working directory
 
 
 def test_a_fresh_development_instance_makes_its_own_secret_key_and_database(tmp_path):
