@@ -40,6 +40,9 @@ class SimConfig:
     # https://sso.canvaslms.com, another origin than the Canvas page. None → base_url. With
     # storage_target "post_message_forwarding" the course page embeds that frame beside the tool, as Canvas does.
     sso_url: str | None = None
+    # False: the login still names lti_storage_target but no one answers the tool's postMessages, as in Canvas's
+    # mobile apps, which send the parameter without implementing LTI Platform Storage.
+    storage_answers: bool = True
     locale: str = "nb"
     token_ttl_seconds: int = 300
 

@@ -36,6 +36,11 @@ REFUSAL_MESSAGES: dict[str, str] = {
     "deployment_unknown": N_("This installation of the tool in the learning platform is not registered."),
     "message_type_unknown": N_("The learning platform sent a kind of launch this tool does not support."),
     "launch_token_invalid": N_("Your session has expired or is not valid. Start the tool again from the course."),
+    "owner_launch_stale": N_(
+        "To work as course administrator, open the tool again from the course in Canvas: that access is confirmed "
+        "for one hour at a time."
+    ),
+    "deep_link_one_only": N_("Canvas accepts one link at a time here. Choose one page."),
     "course_already_linked": N_("This course is already linked to a programme."),
     "programme_linked_elsewhere": N_("That programme is already linked to another course on this Canvas."),
     "forbidden": N_("You do not have access to this page."),

@@ -4,6 +4,10 @@ Built on pylti1p3's MessageLaunch, with the steps reordered and hardened: nothin
 stored before its signature is verified with a key parsed once (JWKS cached per URL); RS256 only; strict aud/azp;
 60 s leeway; the nonce is consumed atomically so a replay fails even when raced; target_link_uri must be ours and
 the one the login was for.
+
+A hostile token gets a 4xx, never a 500: header and body are parsed only after their JSON nesting depth is checked
+(MAX_JSON_DEPTH), every claim the tool or the library reads has its JSON type checked (CLAIM_TYPES) before any
+validator sees it, and whatever a library validator raises is a refusal.
 """
 
 from __future__ import annotations
@@ -11,10 +15,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 import secrets
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
 import jwt
@@ -40,6 +45,86 @@ MESSAGE_TYPE = CLAIM + "message_type"
 SUPPORTED_MESSAGE_TYPES = {"LtiResourceLinkRequest", "LtiDeepLinkingRequest"}
 _B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "nonce"]
+# A launch nests three or four levels deep (body → claim → object → list; Canvas's lti1p1 claim has an object in an
+# object); 32 leaves extensions room. Python's json recurses once per level, so the depth is checked on the text
+# before parsing: a header of 20,000 "[" would otherwise be a RecursionError (a 500).
+MAX_JSON_DEPTH = 32
+_JSON_SYNTAX = re.compile(r'["\\\[\]{}]')
+# Nothing a launch stores may hold NUL (PostgreSQL text and jsonb refuse it) or a lone surrogate (not UTF-8).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+DL_CLAIM = "https://purl.imsglobal.org/spec/lti-dl/claim/"
+AGS_CLAIM = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
+NRPS_CLAIM = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
+
+
+class JsonType(NamedTuple):
+    name: str
+    check: Callable[[Any], bool]
+
+
+STRING = JsonType("a string", lambda v: isinstance(v, str))
+# bool is an int in Python, not a number in JSON
+NUMBER = JsonType("a number", lambda v: isinstance(v, int | float) and not isinstance(v, bool))
+STRINGS = JsonType("a list of strings", lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v))
+AUDIENCE = JsonType("a string or a list of strings", lambda v: STRING.check(v) or STRINGS.check(v))
+
+
+class ObjectClaim(NamedTuple):
+    """A claim that must be a JSON object; ``fields`` are those of its members that must have a type when present."""
+
+    fields: Mapping[str, JsonType]
+
+
+# Every claim the tool or pylti1p3 reads, with the JSON type it must have when present (null is not a value of any
+# of them: OIDC says to leave a claim out, not send it as null). Whether a claim must be present is checked where it
+# is used (jwt.decode's require list, validate_deployment, validate_message), with its own refusal code. Claims not
+# listed are neither read nor stored. Descriptive members nobody reads (titles, labels, descriptions) are not
+# listed: platforms fill them loosely and a launch must not fail over them.
+CLAIM_TYPES: dict[str, JsonType | ObjectClaim] = {
+    "iss": STRING,
+    "sub": STRING,
+    "aud": AUDIENCE,
+    "azp": STRING,
+    "exp": NUMBER,  # PyJWT would take "exp": "9999999999" (it calls int())
+    "iat": NUMBER,
+    "nbf": NUMBER,
+    "nonce": STRING,
+    "jti": STRING,
+    "name": STRING,
+    "given_name": STRING,
+    "family_name": STRING,
+    "middle_name": STRING,
+    "email": STRING,
+    "locale": STRING,
+    "picture": STRING,
+    MESSAGE_TYPE: STRING,
+    CLAIM + "version": STRING,
+    CLAIM + "deployment_id": STRING,
+    CLAIM + "target_link_uri": STRING,
+    CLAIM + "roles": STRINGS,
+    CLAIM + "role_scope_mentor": STRINGS,
+    CLAIM + "lti11_legacy_user_id": STRING,
+    CLAIM + "context": ObjectClaim({"id": STRING, "type": STRINGS}),
+    CLAIM + "resource_link": ObjectClaim({"id": STRING}),
+    CLAIM + "tool_platform": ObjectClaim({"guid": STRING}),
+    CLAIM + "launch_presentation": ObjectClaim(
+        {"document_target": STRING, "return_url": STRING, "locale": STRING, "width": NUMBER, "height": NUMBER}
+    ),
+    CLAIM + "custom": ObjectClaim({"kurspakke_view": STRING}),  # other custom values are the platform's business
+    CLAIM + "lis": ObjectClaim({}),
+    CLAIM + "for_user": ObjectClaim({"user_id": STRING}),
+    AGS_CLAIM: ObjectClaim({"scope": STRINGS, "lineitems": STRING, "lineitem": STRING}),
+    NRPS_CLAIM: ObjectClaim({"context_memberships_url": STRING, "service_versions": STRINGS}),
+    DL_CLAIM + "deep_linking_settings": ObjectClaim(
+        {
+            "deep_link_return_url": STRING,
+            "accept_types": STRINGS,
+            "accept_presentation_document_targets": STRINGS,
+            "data": STRING,
+        }
+    ),
+}
 
 
 class ParamsRequest(Request):
@@ -104,13 +189,89 @@ class _DatabaseToolConf(ToolConfAbstract[ParamsRequest]):
         return deployment_id if deployment_id in self._reg.deployment_ids else None
 
 
+def _check_nesting(text: str) -> None:
+    """Refuse JSON text nested deeper than MAX_JSON_DEPTH, without parsing it. Linear in the text (no regex that
+    could backtrack over an unclosed string); brackets inside strings do not count."""
+    depth = 0
+    in_string = False
+    escaped_at = -1
+    for match in _JSON_SYNTAX.finditer(text):
+        char, at = match.group(), match.start()
+        if in_string:
+            if at == escaped_at:
+                continue  # the character after a backslash
+            if char == "\\":
+                escaped_at = at + 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                raise LtiRefusal("token_malformed", detail=f"JSON nested deeper than {MAX_JSON_DEPTH}")
+        elif char in "]}":
+            depth -= 1
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(number: str) -> float:
+    value = float(number)
+    if not math.isfinite(value):  # 1e999: an infinity no database column or JSON encoder takes back
+        raise ValueError("number out of range")
+    return value
+
+
 def _b64url_json(part: str) -> Any:
     if not _B64URL.match(part):
         raise LtiRefusal("token_malformed", detail="not base64url")
     try:
-        return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+        # UTF-8 only (RFC 7515); json.loads would also guess UTF-16/32 from bytes, which the depth scan cannot read.
+        text = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode("utf-8")
     except (binascii.Error, ValueError) as exc:
         raise LtiRefusal("token_malformed", detail="undecodable part") from exc
+    _check_nesting(text)
+    try:
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+    except (ValueError, RecursionError) as exc:
+        raise LtiRefusal("token_malformed", detail="not JSON") from exc
+
+
+def _type_error(body: Mapping[str, Any]) -> str | None:
+    """What is wrong with the claims' JSON types (CLAIM_TYPES), or None."""
+    for claim, expected in CLAIM_TYPES.items():
+        if claim not in body:
+            continue
+        value = body[claim]
+        if isinstance(expected, JsonType):
+            if not expected.check(value):
+                return f"{claim} must be {expected.name}"
+            continue
+        if not isinstance(value, dict):
+            return f"{claim} must be an object"
+        for field, field_type in expected.fields.items():
+            if field in value and not field_type.check(value[field]):
+                return f"{claim}.{field} must be {field_type.name}"
+    return None
+
+
+def _has_unstorable_text(value: Any) -> bool:
+    """Any string (or key) anywhere in the claims with NUL or a lone surrogate. Iterative; the depth is capped."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _UNSTORABLE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def is_our_launch_url(url: str, launch_url: str) -> bool:
@@ -158,6 +319,7 @@ class ToolMessageLaunch(MessageLaunch[ParamsRequest, _DatabaseToolConf, SessionS
             self.validate_jwt_signature()
             self.validate_registration()
             self.validate_nonce()
+            self.validate_claim_types()
             self.validate_deployment()
             self.validate_message()
         except LtiException as exc:
@@ -204,8 +366,11 @@ class ToolMessageLaunch(MessageLaunch[ParamsRequest, _DatabaseToolConf, SessionS
             raise LtiRefusal("token_expired", detail=str(exc)) from exc
         except jwt.InvalidSignatureError as exc:
             raise LtiRefusal("signature_invalid", detail=str(exc)) from exc
-        except jwt.InvalidTokenError as exc:
+        except jwt.PyJWTError as exc:
             raise LtiRefusal("claims_invalid", detail=str(exc)) from exc
+        except (TypeError, ValueError, KeyError, AttributeError, OverflowError, RecursionError) as exc:
+            # A signed token whose claims PyJWT itself chokes on is still only a bad token.
+            raise LtiRefusal("claims_invalid", detail=f"claims rejected: {type(exc).__name__}") from exc
         self._jwt["body"] = verified  # type: ignore[typeddict-item]
         return self
 
@@ -237,6 +402,19 @@ class ToolMessageLaunch(MessageLaunch[ParamsRequest, _DatabaseToolConf, SessionS
             raise LtiRefusal("nonce_invalid", detail="nonce does not belong to this login")
         return self
 
+    def validate_claim_types(self) -> ToolMessageLaunch:
+        """Every claim the tool or the library reads has its JSON type (CLAIM_TYPES), and no string holds what a
+        database cannot store. Runs on verified claims, before the library's validators and start_launch read them:
+        those assume the types (a resource_link list was an AttributeError, a custom.kurspakke_view list a
+        TypeError)."""
+        body: dict[str, Any] = dict(self._jwt["body"])
+        problem = _type_error(body)
+        if problem is not None:
+            raise LtiRefusal("claims_invalid", detail=problem)
+        if _has_unstorable_text(body):
+            raise LtiRefusal("claims_invalid", detail="a claim holds NUL or a lone surrogate")
+        return self
+
     def validate_deployment(self) -> ToolMessageLaunch:
         deployment_id = dict(self._jwt["body"]).get(CLAIM + "deployment_id")
         if not isinstance(deployment_id, str) or not deployment_id:
@@ -255,18 +433,27 @@ class ToolMessageLaunch(MessageLaunch[ParamsRequest, _DatabaseToolConf, SessionS
             raise LtiRefusal("claims_invalid", detail="roles claim missing or not a list of strings")
         if not isinstance(body.get("sub"), str) or not body["sub"]:
             raise LtiRefusal("claims_invalid", detail="sub missing")
-        for validator in get_validators():
-            if validator.can_validate(body):
-                validator.validate(body)
+        self._run_library_validators(body)
         target = body.get(CLAIM + "target_link_uri")
         if not isinstance(target, str) or not is_our_launch_url(target, self._launch_url):
             raise LtiRefusal("bad_target", detail="target_link_uri is not this tool")
         if target != self._pending.target_link_uri:
             raise LtiRefusal("bad_target", detail="target_link_uri differs from the login's")
-        for claim in (CLAIM + "context", CLAIM + "custom", CLAIM + "resource_link", CLAIM + "tool_platform"):
-            if claim in body and not isinstance(body[claim], dict):
-                raise LtiRefusal("claims_invalid", detail=f"{claim} must be an object")
         return self
+
+    @staticmethod
+    def _run_library_validators(body: dict[str, Any]) -> None:
+        """pylti1p3's message validators (resource link id, deep-linking settings, ...). They read claims without
+        checking types; validate_claim_types runs first, and whatever they still raise — not only LtiException —
+        is a refusal, never a 500."""
+        for validator in get_validators():
+            try:
+                if validator.can_validate(body):
+                    validator.validate(body)
+            except LtiException as exc:
+                raise LtiRefusal("claims_invalid", detail=str(exc)) from exc
+            except Exception as exc:
+                raise LtiRefusal("claims_invalid", detail=f"{type(validator).__name__}: {type(exc).__name__}") from exc
 
     @property
     def claims(self) -> dict[str, Any]:

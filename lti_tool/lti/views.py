@@ -8,7 +8,7 @@ import time
 from typing import Any, TypeVar
 
 import jwt
-from flask import Blueprint, abort, g, jsonify, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, abort, g, jsonify, make_response, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 
 from config.developer_key import developer_key
@@ -24,13 +24,14 @@ from lti_tool.lti.oidc_login import (
     state_binding,
 )
 from lti_tool.services import commit, make_launch_token, services, state_store
-from lti_tool.views.context import current_launch, land, start_launch
+from lti_tool.views.context import current_launch, land, open_launch, require_owner, start_launch
 
 bp = Blueprint("lti", __name__, url_prefix="/lti")
 
 _S = TypeVar("_S", StateSigner, StorageConfirmSigner)
 DEEP_LINK_VIEWS = ("participant", "mentor", "licences")
 DL = "https://purl.imsglobal.org/spec/lti-dl/claim/"
+PROBE_SUFFIX = "_probe"  # the login's probe cookie: <state cookie name>_probe
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -41,6 +42,7 @@ def login() -> ResponseReturnValue:
         params.to_dict(), registrations=svc.registrations, signer=state_signer(), launch_url=svc.launch_url
     )
     proof = binding_proof(svc.settings.secret_key, result.binding)
+    name = binding_name(result.binding)
     if result.storage_target:
         response = make_response(
             render_template(
@@ -48,23 +50,29 @@ def login() -> ResponseReturnValue:
                 auth_url=result.auth_url,
                 storage_target=result.storage_target,
                 platform_origin=result.platform_origin,
-                key=binding_name(result.binding),
+                key=name,
                 proof=proof,
+                probe=name + PROBE_SUFFIX,
             )
         )
     else:
         response = make_response(redirect(result.auth_url, code=302))
-    response.set_cookie(
-        binding_name(result.binding),
-        proof,
-        max_age=svc.settings.login_state_ttl_seconds,
-        path="/lti/",
-        secure=True,
-        httponly=True,
-        samesite="None",
-        partitioned=True,
-    )
+    # The state cookie first: the one that binds the login.
+    response.set_cookie(name, proof, httponly=True, **_login_cookie(svc.settings.login_state_ttl_seconds))
+    if result.storage_target:
+        # Whether this frame keeps cookies at all (a cross-site frame whose browser blocks third-party cookies
+        # does not): the page's script looks for this probe, with the state cookie's attributes but readable by
+        # scripts and carrying nothing, and skips waiting on the platform's storage when it is there. Without
+        # it the page waits for a platform that may never answer (Canvas's mobile apps name a storage target
+        # but do not answer postMessages). Only that page reads it, at once, and deletes it: a short lifetime.
+        response.set_cookie(name + PROBE_SUFFIX, "1", httponly=False, **_login_cookie(60))
     return response
+
+
+def _login_cookie(max_age: int) -> dict[str, Any]:
+    """The attributes of the login's cookies: sent back on the platform's cross-site POST to /lti/launch
+    (Secure, SameSite=None), kept in the platform's partition of the browser's cookie jar (Partitioned)."""
+    return {"max_age": max_age, "path": "/lti/", "secure": True, "samesite": "None", "partitioned": True}
 
 
 def state_signer() -> StateSigner:
@@ -143,6 +151,7 @@ def launch() -> ResponseReturnValue:
 @bp.post("/storage-confirm")
 def storage_confirm() -> ResponseReturnValue:
     """The cookieless launch's second half: the proof read back from the platform's storage opens the launch."""
+    _refuse_cross_site()
     ticket = request.form.get("ticket", "")
     proof = request.form.get("proof", "")
     if not ticket or len(ticket) > 1024 or len(proof) > 128:
@@ -151,7 +160,24 @@ def storage_confirm() -> ResponseReturnValue:
     expected = binding_proof(services().settings.secret_key, binding)
     if not secrets.compare_digest(proof.encode("utf-8", "replace"), expected.encode()):
         raise LtiRefusal("state_invalid", detail="platform storage did not hold this login's proof")
-    return redirect(url_for("app.home", lt=make_launch_token(launch_id)), code=303)
+    # The landing page itself, as a cookie-bound launch answers: the token goes to launch.js, never into an
+    # address (a redirect would have to carry it there).
+    return land(open_launch(launch_id, make_launch_token(launch_id)))
+
+
+def _refuse_cross_site() -> None:
+    """The check page posts the confirmation from the tool's own frame. A post from another site would let a page
+    that holds a ticket and proof of its own launch sign a visitor in as someone else (login CSRF): refuse it when
+    the browser says so. Sec-Fetch-Site and Origin are set by the browser; scripts cannot forge them. A request
+    carrying neither (an old browser, or no browser) still needs the ticket and this login's proof."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None and site != "same-origin":
+        raise LtiRefusal("state_invalid", status=403, detail=f"storage check posted from another site ({site})")
+    sender = request.headers.get("Origin")
+    if sender is not None and sender != origin_of(services().settings.base_url):
+        # storage_check.html sets the referrer policy same-origin, so a browser posting it names our origin here
+        # (under no-referrer it would send "null"); "null" from elsewhere is a sandboxed or opaque sender.
+        raise LtiRefusal("state_invalid", status=403, detail=f"storage check posted from {sender[:100]!r}")
 
 
 @bp.get("/jwks")
@@ -171,10 +197,14 @@ def config_json() -> ResponseReturnValue:
 def deep_link_response() -> ResponseReturnValue:
     """The course owner chose pages to place as links; sign an LtiDeepLinkingResponse and post it back."""
     ctx = current_launch()
-    if ctx.data.get("message_type") != "LtiDeepLinkingRequest" or not ctx.course_owner:
+    if ctx.data.get("message_type") != "LtiDeepLinkingRequest":
         abort(403)
-    chosen = [v for v in request.form.getlist("view") if v in DEEP_LINK_VIEWS]
+    require_owner(ctx)
     settings: dict[str, Any] = ctx.data.get("deep_linking_settings") or {}
+    chosen = [v for v in request.form.getlist("view") if v in DEEP_LINK_VIEWS]
+    # More than one link only when the platform said it takes several.
+    if len(chosen) > 1 and not settings.get("accept_multiple"):
+        raise LtiRefusal("deep_link_one_only", status=422)
     svc = services()
     from lti_tool.i18n import gettext
     from lti_tool.views.context import VIEW_TITLES

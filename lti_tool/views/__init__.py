@@ -1,30 +1,56 @@
-"""Pages inside Canvas after a launch. Every request carries the launch token (header, form field or query) and
-its authority is re-checked from the database."""
+"""Pages inside Canvas after a launch. Every request carries the launch token (header or form field, never the
+address) and its authority is re-checked from the database.
+
+A page's address carries no token, so a reload (a GET without one) answers with a small page whose script posts
+the token the frame keeps in its sessionStorage back to the same address (lti_tool/static/js/launch.js)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, redirect, request, url_for
+from flask import Blueprint, abort, g, render_template, request
 from flask.typing import ResponseReturnValue
 
 from kurspakke.services.access import LinkError, link_course
 from lti_tool.lti.errors import LtiRefusal
 from lti_tool.services import db, services
-from lti_tool.views.context import VIEW_TITLES, current_launch, land
+from lti_tool.views.context import (
+    TOKEN_FIELD,
+    VIEW_TITLES,
+    current_launch,
+    land,
+    launch_token_of_request,
+    require_owner,
+)
 from lti_tool.views.pages import render_view
 
 bp = Blueprint("app", __name__, url_prefix="/app")
 
 
-@bp.get("/")
+def _resume() -> ResponseReturnValue | None:
+    """For a GET without a token (a reload, a bookmarked or copied address): the page that posts the frame's token.
+    An address that carries a token is refused: tokens never travel in addresses, and one that does has been
+    exposed."""
+    if TOKEN_FIELD in request.args:
+        raise LtiRefusal("bad_request", detail="launch token in the address")
+    if request.method == "GET" and not launch_token_of_request():
+        return render_template("resume.html")
+    return None
+
+
+@bp.route("/", methods=["GET", "POST"])
 def home() -> ResponseReturnValue:
-    return land(current_launch())
+    return _resume() or land(current_launch())
 
 
-@bp.get("/<view>")
+@bp.route("/<view>", methods=["GET", "POST"])
 def page(view: str) -> ResponseReturnValue:
     if view not in VIEW_TITLES:
         abort(404)
+    resume = _resume()
+    if resume is not None:
+        return resume
     ctx = current_launch()
+    if view == "owner":
+        require_owner(ctx)
     if view not in ctx.views:
         raise LtiRefusal("forbidden", status=403)
     return render_view(ctx, view)
@@ -34,7 +60,8 @@ def page(view: str) -> ResponseReturnValue:
 def link() -> ResponseReturnValue:
     """A course owner launching from a course not yet linked picks the programme it sells."""
     ctx = current_launch()
-    if not ctx.course_owner or not ctx.data.get("context_id"):
+    require_owner(ctx)
+    if not ctx.data.get("context_id"):
         raise LtiRefusal("forbidden", status=403)
     programme = services().programmes.get(request.form.get("programme", ""))
     if programme is None:
@@ -51,4 +78,6 @@ def link() -> ResponseReturnValue:
         )
     except LinkError as exc:
         raise LtiRefusal(str(exc), status=409) from exc
-    return redirect(url_for("app.home", lt=ctx.token), code=303)
+    # The course's landing page at once, with access decided again now that the course is linked.
+    g.pop("launch", None)
+    return land(current_launch())

@@ -4,6 +4,7 @@ records on every request (authority is never taken from the client)."""
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -60,6 +61,8 @@ class LaunchContext:
     programme: Programme | None
     requested_view: str | None = None
     views: list[str] = field(default_factory=list)
+    # The launch said course owner, but longer ago than owner_authority_seconds: a fresh launch must confirm it.
+    owner_stale: bool = False
 
     @property
     def course_owner(self) -> bool:
@@ -81,7 +84,9 @@ class LaunchContext:
         return self.views[0]
 
     def url_for_view(self, view: str) -> str:
-        return url_for("app.page", view=view, lt=self.token)
+        """The view's address. It never carries the launch token (an address is what people copy and proxies log):
+        the page hands the token to launch.js, which keeps it in the frame's sessionStorage and posts it."""
+        return url_for("app.page", view=view)
 
 
 def _object(value: Any) -> dict[str, Any]:
@@ -98,10 +103,33 @@ def _canvas_id(value: Any) -> str | None:
     return value if isinstance(value, str) and value.isdigit() and len(value) <= 20 else None
 
 
-def _http_url(value: Any) -> str | None:
+def _http_url(value: Any, *, https_only: bool = False) -> str | None:
     if not isinstance(value, str) or len(value) > 2048:
         return None
-    return value if urlsplit(value).scheme in {"http", "https"} else None
+    parts = urlsplit(value)
+    if not parts.netloc or parts.scheme not in ({"https"} if https_only else {"http", "https"}):
+        return None
+    return value
+
+
+def _deep_linking_settings(value: Any, *, https_only: bool) -> dict[str, Any]:
+    """What the platform asked for in a deep-linking request. The return URL is where the browser posts a signed
+    response, so it must be http(s) (https in production); never javascript: or the like. (A request whose
+    accept_types lacks ltiResourceLink, the one type the tool returns, is refused by pylti1p3's deep-linking
+    validator before this.) Raises LtiRefusal."""
+    settings = _object(value)
+    return_url = _http_url(settings.get("deep_link_return_url"), https_only=https_only)
+    if return_url is None:
+        raise LtiRefusal("claims_invalid", detail="deep_link_return_url")
+    accept_types = settings.get("accept_types")
+    if not isinstance(accept_types, list) or not all(isinstance(t, str) for t in accept_types):
+        raise LtiRefusal("claims_invalid", detail="accept_types")
+    return {
+        "deep_link_return_url": return_url,
+        "data": settings.get("data") if isinstance(settings.get("data"), str) else None,
+        # Absent means one item at most (the platform did not say it takes more).
+        "accept_multiple": settings.get("accept_multiple") is True,
+    }
 
 
 def start_launch(claims: dict[str, Any], registration: RegistrationInfo, *, nonce: str) -> LaunchContext:
@@ -114,12 +142,11 @@ def start_launch(claims: dict[str, Any], registration: RegistrationInfo, *, nonc
     resource_link = _object(claims.get(CLAIM + "resource_link"))
     roles = sorted(normalise_roles(claims.get(CLAIM + "roles", [])))
     platform_instance = platform_instance_of(registration.issuer, _str(platform.get("guid")))
-    dl_settings = claims.get(DL_SETTINGS) if isinstance(claims.get(DL_SETTINGS), dict) else None
-    if dl_settings is not None:
-        return_url = _http_url(dl_settings.get("deep_link_return_url"))
-        if return_url is None:
-            raise LtiRefusal("claims_invalid", detail="deep_link_return_url")
-        dl_settings = {"deep_link_return_url": return_url, "data": dl_settings.get("data")}
+    settings = services().settings
+    message_type = claims[CLAIM + "message_type"]
+    dl_settings = None
+    if message_type == "LtiDeepLinkingRequest":
+        dl_settings = _deep_linking_settings(claims.get(DL_SETTINGS), https_only=settings.is_production)
     launcher = Launcher(
         issuer=registration.issuer,
         sub=str(claims["sub"])[:255],
@@ -130,7 +157,6 @@ def start_launch(claims: dict[str, Any], registration: RegistrationInfo, *, nonc
         email=_str(claims.get("email"), 320) or "",
         canvas_user_id=_canvas_id(custom.get("canvas_user_id")),
     )
-    message_type = claims[CLAIM + "message_type"]
     if message_type == "LtiDeepLinkingRequest" and not is_course_owner_role(roles):
         raise LtiRefusal("forbidden", status=403)  # only course owners place links
     session = db()
@@ -158,11 +184,12 @@ def start_launch(claims: dict[str, Any], registration: RegistrationInfo, *, nonc
         "nrps_url": _http_url(nrps.get("context_memberships_url")),
         "ags": claims.get(AGS) if isinstance(claims.get(AGS), dict) else None,
         "deep_linking_settings": dl_settings,
+        "launched_at": int(time.time()),
     }
     launch_id = secrets.token_urlsafe(24)
     read = person_query(launcher, link.programme_id) if link is not None else None
     try:
-        rows = state_store().record_launch(launch_id, nonce, data, services().settings.launch_token_ttl_seconds, read)
+        rows = state_store().record_launch(launch_id, nonce, data, settings.launch_token_ttl_seconds, read)
     except NonceReused as exc:
         raise LtiRefusal("nonce_invalid", detail="nonce already used: a replay") from exc
     access = resolve_access(session, launcher, link, rows)
@@ -183,20 +210,39 @@ def _context(launch_id: str, token: str, data: dict[str, Any], access: Access) -
     return ctx
 
 
+def launch_token_of_request() -> str:
+    """The launch token a request carries: the X-Launch-Token header or the ``lt`` form field — never the query
+    string, so it stays out of addresses, histories and proxy logs."""
+    return request.headers.get(TOKEN_HEADER) or request.form.get(TOKEN_FIELD) or ""
+
+
 def current_launch() -> LaunchContext:
-    """The launch of this request, from the signed token in the header, form or query. Access is recomputed from
-    the database each time. Raises LtiRefusal (401) when the token is missing, invalid or expired."""
+    """The launch of this request, from the signed token in the header or form. Access is recomputed from the
+    database each time. Raises LtiRefusal (401) when the token is missing, invalid or expired."""
     if "launch" in g:
         return g.launch
-    token = request.headers.get(TOKEN_HEADER) or request.form.get(TOKEN_FIELD) or request.args.get(TOKEN_FIELD) or ""
+    token = launch_token_of_request()
     launch_id = read_launch_token(token)
-    data = state_store().get_launch(launch_id) if launch_id else None
-    if launch_id is None or data is None:
+    if launch_id is None:
+        raise LtiRefusal("launch_token_invalid", status=401)
+    return open_launch(launch_id, token)
+
+
+def open_launch(launch_id: str, token: str) -> LaunchContext:
+    """The context of a recorded launch, with access re-checked from the tool's records. Course-owner authority
+    comes from the platform's roles claim, so it is only trusted for ``owner_authority_seconds`` after the
+    launch: a teacher removed from the course loses it within that time (a fresh launch confirms it again).
+    Raises LtiRefusal (401) when the launch has expired or is unknown."""
+    data = state_store().get_launch(launch_id)
+    if data is None:
         raise LtiRefusal("launch_token_invalid", status=401)
     session = db()
     link = services().course_links.get(session, data["platform_instance"], data.get("context_id"))
     roles = data.get("roles", [])
-    access = Access(course_link=link, course_owner=is_course_owner_role(roles), person=None)
+    age = time.time() - float(data.get("launched_at") or 0)
+    owner_role = is_course_owner_role(roles)
+    fresh = 0 <= age < services().settings.owner_authority_seconds
+    access = Access(course_link=link, course_owner=owner_role and fresh, person=None)
     if link is not None:
         launcher = Launcher(
             issuer=data["issuer"],
@@ -204,14 +250,25 @@ def current_launch() -> LaunchContext:
             platform_instance=data["platform_instance"],
             roles=frozenset(roles),
             context_id=data.get("context_id"),
-            canvas_user_id=data.get("canvas_user_id"),
         )
         access.person, access.roles, access.organisations = known_person(session, launcher, link.programme_id)
-    return _context(launch_id, token, data, access)
+    ctx = _context(launch_id, token, data, access)
+    ctx.owner_stale = owner_role and not fresh
+    return ctx
+
+
+def require_owner(ctx: LaunchContext) -> None:
+    """Raises LtiRefusal unless the launch is a course owner's, confirmed recently enough."""
+    if ctx.owner_stale:
+        raise LtiRefusal("owner_launch_stale", status=401)
+    if not ctx.course_owner:
+        raise LtiRefusal("forbidden", status=403)
 
 
 def land(ctx: LaunchContext) -> str:
     """The page a fresh launch lands on, rendered in the launch response itself."""
+    if ctx.owner_stale and (ctx.course_link is None or not ctx.views):
+        raise LtiRefusal("owner_launch_stale", status=401)
     if ctx.course_link is None:
         if ctx.course_owner:
             return render_template(

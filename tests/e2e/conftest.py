@@ -61,6 +61,7 @@ class SeenRequest:
     query: str
     cookies: dict[str, str]
     body: bytes = field(default=b"", repr=False)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # lower-case names
 
 
 @dataclass
@@ -89,6 +90,7 @@ class LateApp:
             query=environ.get("QUERY_STRING", ""),
             cookies={k: m.value for k, m in jar.items()},
             body=body,
+            headers={k[5:].replace("_", "-").lower(): str(v) for k, v in environ.items() if k.startswith("HTTP_")},
         )
         with self.lock:
             self.seen.append(seen)
@@ -239,6 +241,16 @@ def context(browser: Browser, live: LiveStack) -> Iterator[BrowserContext]:
 @pytest.fixture
 def page(context: BrowserContext) -> Page:
     return context.new_page()
+
+
+@pytest.fixture
+def silent_platform(live: LiveStack) -> Iterator[LiveStack]:
+    """The simulator still sends lti_storage_target but answers no postMessage, as Canvas's mobile apps do."""
+    live.sim.config.storage_answers = False
+    try:
+        yield live
+    finally:
+        live.sim.config.storage_answers = True
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Frame, Page, Route, expect
+from playwright.sync_api import Browser, BrowserContext, Frame, Page, Request, Route, expect
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import LiveStack
@@ -132,20 +132,24 @@ def test_launch_without_cookies_goes_through_platform_storage(
     # simulator and only then opened the view.
     assert b'data-storage-mode="check"' in posts[0].body
     # The check page posted the proof it read from the platform's storage; the tool compared it and only then
-    # handed out the launch token.
+    # answered with the landing page (its launch token in the page, not in an address).
     confirms = live.tool_recorder.requests("POST", "/lti/storage-confirm")
     assert len(confirms) == 1
-    opened = [r for r in live.tool_recorder.requests("GET") if r.path.startswith("/app/")]
-    assert len(opened) == 1, opened
-    assert "lt=" in opened[0].query
+    assert b"Min fremdrift" in confirms[0].body
+    # Posted from the tool's own frame, and the browser says so: storage-confirm refuses anything else. The check
+    # page's referrer policy makes Chromium name the origin (under no-referrer it sends "Origin: null").
+    assert confirms[0].headers.get("sec-fetch-site") == "same-origin", confirms[0].headers
+    assert confirms[0].headers.get("origin") == live.tool_url, confirms[0].headers
+    assert not [r for r in live.tool_recorder.seen if "lt=" in r.query]
 
 
 def test_reload_after_landing_shows_the_same_page(page: Page, live: LiveStack) -> None:
     frame = launch(page, live, "Start som mentor", "Mentoroversikt")
     canonical = frame.locator("body").get_attribute("data-canonical-url")
     assert canonical
-    assert "lt=" in canonical
-    # launch.js gave the page, the answer to the launch POST, the GET address carrying the launch token.
+    assert "lt=" not in canonical  # the launch token never sits in an address
+    # launch.js gave the page, the answer to the launch POST, its GET address; a reload of it gets a page that posts
+    # the token the frame keeps back to the same address.
     assert frame.evaluate("location.href") == live.tool_url + canonical
     frame.evaluate("window.beforeReload = true")
     live.tool_recorder.clear()
@@ -185,3 +189,83 @@ def test_launch_without_cookies_through_canvas_forwarding_frame(browser: Browser
         assert sso_origin != live.sim_url and f'data-platform-origin="{sso_origin}"'.encode() in login.body
     finally:
         context.close()
+
+
+class RequestLog:
+    """The page's requests, for browser-side times: request.timing's startTime is the browser's wall clock (ms since
+    the epoch), as are Date.now() and performance.timing in the page."""
+
+    def __init__(self, page: Page) -> None:
+        self.requests: list[Request] = []
+        page.on("request", lambda request: self.requests.append(request))
+
+    def first(self, path: str) -> Request:
+        found = [r for r in self.requests if urlsplit(r.url).path == path]
+        assert found, (path, [r.url for r in self.requests])
+        return found[0]
+
+    def started(self, path: str) -> float:
+        return float(self.first(path).timing["startTime"])
+
+    def answered(self, path: str) -> float:
+        request = self.first(path)
+        request.response()  # waits for it: responseEnd is known once the request has finished
+        return float(request.timing["startTime"] + request.timing["responseEnd"])
+
+
+def test_a_platform_that_never_answers_does_not_hold_up_a_launch_when_cookies_work(
+    page: Page, silent_platform: LiveStack
+) -> None:
+    """Canvas's mobile apps send lti_storage_target but answer no postMessage. The frame keeps cookies here, so the
+    login page goes on to the platform at once instead of waiting for answers that never come (before: two 5 s
+    timeouts, about 10 s per launch)."""
+    live = silent_platform
+    log = RequestLog(page)
+    frame = launch(page, live, "Start som deltaker", "Min fremdrift")
+
+    logins = live.tool_recorder.requests("POST", "/lti/login")
+    assert len(logins) == 1 and b'data-storage-mode="login"' in logins[0].body  # the storage page, not a redirect
+    login_page_waited = log.started("/api/lti/authorize_redirect") - log.answered("/lti/login")
+    landed = frame.evaluate("performance.timing.domContentLoadedEventEnd") - log.started("/lti/login")
+    print(f"\nsilent platform, cookies kept: login page left after {login_page_waited:.0f} ms, landed {landed:.0f} ms")
+    assert login_page_waited < 500  # no wait on the platform (one would be 1000 ms)
+    assert landed < 3000
+    posts = launch_posts(live)
+    assert len(posts) == 1 and any(name.startswith(STATE_COOKIE_PREFIX) for name in posts[0])
+    assert live.tool_recorder.requests("POST", "/lti/storage-confirm") == []
+
+
+def test_a_platform_that_never_answers_without_cookies_fails_fast_with_an_alert(
+    context: BrowserContext, page: Page, silent_platform: LiveStack, axe_source: str
+) -> None:
+    """No cookie and no platform storage: nothing can bind the launch. The check page says so within a few seconds
+    (before: about 20 s), in an alert that names the platform as the one that did not answer."""
+    live = silent_platform
+    context.route(live.tool_url + "/lti/login", fetch_without_cookies)  # as a browser refusing the tool's cookies
+    context.grant_permissions(["local-network-access"])
+    log = RequestLog(page)
+    page.goto(live.sim_url + "/")
+    page.get_by_role("button", name="Start som deltaker", exact=True).click()
+    tool = page.frame_locator(TOOL_FRAME)
+    expect(tool.locator("body[data-storage-mode='check']")).to_have_count(1)
+    frame = tool_frame(page)
+    failed_at = frame.wait_for_function(
+        "() => { const a = document.getElementById('storage-failed'); return a && a.textContent ? Date.now() : 0; }",
+        polling="raf",
+    ).json_value()
+    elapsed = failed_at - log.started("/lti/login")
+    print(f"\nsilent platform, no cookies: failure shown {elapsed:.0f} ms after the login")
+    assert elapsed < 4000  # two waits of a second at most, plus four page loads
+
+    alert = tool.get_by_role("alert")
+    expect(alert).to_have_text(
+        "Canvas svarte ikke på innloggingskontrollen. Åpne verktøyet i en ny fane fra emnet, eller start det på nytt."
+    )
+    expect(alert).to_be_visible()
+    expect(tool.locator("h1")).to_have_text("Innloggingen kunne ikke fullføres")
+    assert frame.title() == "Innloggingen kunne ikke fullføres – Kurspakke"
+    expect(tool.get_by_role("status")).to_be_hidden()
+    assert live.tool_recorder.requests("POST", "/lti/storage-confirm") == []  # nothing to confirm, nothing posted
+
+    violations = run_axe(frame, axe_source)
+    assert violations == [], [f"{v['id']}: {v['help']} at {[n['target'] for n in v['nodes']]}" for v in violations]

@@ -87,7 +87,13 @@ class LtiDriver:
 
 
 def launch_token(html: str) -> str:
+    """The launch token a page hands to launch.js (never in an address)."""
     soup = BeautifulSoup(html, "html.parser")
-    url = soup.body.get("data-canonical-url") if soup.body else None
-    assert url, "page has no canonical launch URL"
-    return parse_qs(urlsplit(str(url)).query)["lt"][0]
+    token = soup.body.get("data-launch-token") if soup.body else None
+    assert token, "page carries no launch token"
+    return str(token)
+
+
+def open_page(client: FlaskClient, path: str, token: str) -> TestResponse:
+    """A page of the tool as launch.js opens it: the token posted, not in the address."""
+    return client.post(path, data={"lt": token}, base_url=TOOL)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from bs4 import BeautifulSoup
 from sqlalchemy import func, select
 
@@ -17,9 +18,8 @@ def test_owner_links_an_unlinked_course(driver, client, db_session, sim):
     action, fields = form_fields(page.get_data(as_text=True))
     assert action == "/app/link"
     resp = client.post(action, data={**fields, "programme": "lindrende-behandling"}, base_url=TOOL)
-    assert resp.status_code == 303
-    landing = client.get(resp.headers["Location"], base_url=TOOL)
-    assert "Kursadministrasjon" in landing.get_data(as_text=True)
+    assert resp.status_code == 200
+    assert BeautifulSoup(resp.get_data(as_text=True), "html.parser").h1.get_text(strip=True) == "Kursadministrasjon"
     link = db_session.scalars(select(CourseLink)).one()
     assert (link.programme_id, link.context_id, link.platform_instance) == (
         "lindrende-behandling",
@@ -117,3 +117,54 @@ def test_a_deep_linking_launch_signs_one_response(driver, client, app, sim, db_s
     assert "deep_linking_response" not in again.get_data(as_text=True)
     ended = db_session.scalars(select(LaunchRecord)).one()  # kept, under an id no token carries: nonce still used
     assert ended.id.startswith("ended-") and fields["lt"].split(".")[0] != ended.id
+
+
+def deep_linking_launch(driver, sim, **settings):
+    """A course owner's deep-linking launch whose deep_linking_settings the test shapes."""
+    from canvas_sim import claims as c
+
+    login = driver.login("kurseier", message_type="LtiDeepLinkingRequest")
+    body = sim.claims_for(sim.user("kurseier"), nonce=login.nonce, message_type="LtiDeepLinkingRequest")
+    body[c.DL_SETTINGS].update(settings)
+    return driver.post_launch({"id_token": sim.sign(body), "state": login.state})
+
+
+@pytest.mark.parametrize(
+    "return_url", ["javascript:alert(document.domain)", "data:text/html,<form>", "//no-scheme.example/x", 42, None]
+)
+def test_a_deep_linking_return_url_that_is_not_http_is_refused(driver, app, sim, db_session, return_url):
+    from kurspakke.models import LaunchRecord
+
+    with transaction(app.extensions["kurspakke"].session_factory) as s:
+        link_sim_course(s, sim)
+    resp = deep_linking_launch(driver, sim, deep_link_return_url=return_url)
+    assert resp.status_code == 400
+    assert "Innloggingsbeviset er ikke gyldig for dette verktøyet" in resp.get_data(as_text=True)
+    assert db_session.scalar(select(func.count()).select_from(LaunchRecord)) == 0
+
+
+def test_a_request_that_does_not_accept_links_is_refused(driver, app, sim, db_session):
+    """The tool returns resource links only: a deep-linking request for other content types is refused at the
+    launch, with nothing recorded and no response signed."""
+    from kurspakke.models import LaunchRecord
+
+    with transaction(app.extensions["kurspakke"].session_factory) as s:
+        link_sim_course(s, sim)
+    resp = deep_linking_launch(driver, sim, accept_types=["file", "html"])
+    assert resp.status_code == 400
+    assert "deep_linking_response" not in resp.get_data(as_text=True)
+    assert db_session.scalar(select(func.count()).select_from(LaunchRecord)) == 0
+    assert sim.deep_link_responses == []
+
+
+def test_one_link_only_when_the_platform_takes_one(driver, client, app, sim):
+    with transaction(app.extensions["kurspakke"].session_factory) as s:
+        link_sim_course(s, sim)
+    page = deep_linking_launch(driver, sim, accept_multiple=False)
+    soup = BeautifulSoup(page.get_data(as_text=True), "html.parser")
+    assert {i["type"] for i in soup.select("input[name=view]")} == {"radio"}
+    token = launch_token(page.get_data(as_text=True))
+    two = client.post("/lti/deep-link", data={"lt": token, "view": ["participant", "mentor"]}, base_url=TOOL)
+    assert two.status_code == 422
+    one = client.post("/lti/deep-link", data={"lt": token, "view": "participant"}, base_url=TOOL)
+    assert one.status_code == 200 and "deep_linking_response" in one.get_data(as_text=True)

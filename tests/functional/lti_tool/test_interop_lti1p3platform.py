@@ -42,6 +42,8 @@ from kurspakke.models import (
 from kurspakke.services.keys import ensure_key
 from kurspakke.services.platforms import add_platform
 from lti_tool import create_app
+from lti_tool.lti.oidc_login import binding_name, binding_proof, state_binding
+from tests.conftest import SECRET
 from tests.support.factories import PROGRAMME, organisation
 
 TOOL = "https://kurspakke.test"
@@ -378,15 +380,21 @@ def test_known_learner_lands_on_own_progress_and_is_remembered_by_sub(app, lms, 
     assert count(app, UnlicensedLaunch) == 0
 
 
-def test_replayed_library_launch_is_refused(app, lms, client):
+def test_replayed_library_launch_is_refused(app, lms, client, caplog):
+    """The library's signed launch, posted a second time from the same browser: the binding cookie is put back (the
+    first launch cleared it), so the state and the browser check pass and only the consumed nonce refuses it."""
     first = lms.launch(INSTRUCTOR_USER)
     assert first.status_code == 200, why(first)
     header = json.loads(base64.urlsafe_b64decode(lms.last_form["id_token"].split(".")[0] + "=="))
     assert header["alg"] == "RS256"
     assert header["kid"]
+    binding = state_binding(lms.last_form["state"])
+    client.set_cookie(binding_name(binding), binding_proof(SECRET, binding), domain="kurspakke.test", path="/lti/")
     replay = client.post("/lti/launch", data=lms.last_form, base_url=TOOL)
     assert replay.status_code == 400
-    assert "state_invalid" in why(replay)
+    assert "nonce_invalid" in why(replay)
+    refusals = [r.fields for r in caplog.records if r.getMessage() == "refused"]  # type: ignore[attr-defined]
+    assert refusals == [{"code": "nonce_invalid", "detail": "nonce already used: a replay", "path": "/lti/launch"}]
     assert count(app, LaunchRecord) == 1
 
 

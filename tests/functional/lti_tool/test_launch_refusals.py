@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import secrets
 import time
 from dataclasses import replace
 
@@ -16,12 +17,13 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import func, select
 
 from kurspakke.db import transaction
-from kurspakke.models import LaunchRecord, PersonIdentity, ProgrammeRoleKind, UnlicensedLaunch
+from kurspakke.models import CourseLink, LaunchRecord, PersonIdentity, ProgrammeRoleKind, UnlicensedLaunch
 from lti_tool.lti.message_launch import CLAIM
-from lti_tool.lti.oidc_login import binding_proof, state_binding
+from lti_tool.lti.oidc_login import PendingLogin, StateSigner, binding_name, binding_proof, state_binding
+from lti_tool.services import make_launch_token, read_launch_token
 from tests.conftest import SECRET, register_sim
 from tests.support.factories import link_sim_course, person_for
-from tests.support.lti import TOOL
+from tests.support.lti import TOOL, launch_token
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +45,7 @@ def assert_refused(resp, db_session, status: int, text: str) -> None:
     assert resp.status_code == status, body[:400]
     assert text in body
     assert 'lang="nb"' in body
-    assert "data-canonical-url" not in body and "lt=" not in body  # no launch token handed out
+    assert "data-launch-token" not in body and "data-canonical-url" not in body and "lt=" not in body  # no token
     assert resp.headers.getlist("Set-Cookie") == []  # no cookie of any kind from a refusal
     assert count(db_session, LaunchRecord) == 0
     assert count(db_session, PersonIdentity) == 0
@@ -52,6 +54,11 @@ def assert_refused(resp, db_session, status: int, text: str) -> None:
 
 def b64(data: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def refusals(caplog) -> list[tuple[str, str]]:
+    """(code, detail) of each refusal logged: the detail names the rule that refused, which the page does not."""
+    return [(r.fields["code"], r.fields["detail"]) for r in caplog.records if r.getMessage() == "refused"]
 
 
 SIGNATURE = "Innloggingsbeviset kunne ikke bekreftes"
@@ -101,11 +108,13 @@ def test_unknown_kid_refetches_the_key_set_once(driver, db_session, app):
 
 
 @pytest.mark.parametrize("alg", ["none", "HS256"])
-def test_alg_none_and_hs256(driver, db_session, sim, alg):
+def test_alg_none_and_hs256(driver, db_session, sim, alg, caplog):
     login = driver.login()
     body = sim.claims_for(sim.user("deltaker"), nonce=login.nonce)
     if alg == "none":
-        token = f"{b64({'alg': 'none', 'typ': 'JWT', 'kid': sim.kid})}.{b64(body)}."
+        # A non-empty third part: "x.y." would be stopped by the three-parts check and never reach the alg check.
+        junk = base64.urlsafe_b64encode(secrets.token_bytes(256)).rstrip(b"=").decode()
+        token = f"{b64({'alg': 'none', 'typ': 'JWT', 'kid': sim.kid})}.{b64(body)}.{junk}"
     else:
         # The classic confusion attack: HMAC keyed with the platform's public key, which anyone can fetch.
         signing_input = f"{b64({'alg': 'HS256', 'typ': 'JWT', 'kid': sim.kid})}.{b64(body)}"
@@ -113,7 +122,10 @@ def test_alg_none_and_hs256(driver, db_session, sim, alg):
         mac = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
         token = signing_input + "." + base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
     resp = driver.post_launch({"id_token": token, "state": login.state})
-    assert_refused(resp, db_session, 400, MALFORMED if alg == "none" else SIGNATURE)
+    assert_refused(resp, db_session, 400, SIGNATURE)
+    # Without the alg check PyJWT would still refuse (claims_invalid, "alg not allowed"): the code and detail prove
+    # which rule answered.
+    assert refusals(caplog) == [("signature_invalid", f"alg {alg!r} not allowed")]
 
 
 def test_unknown_iss(driver, db_session):
@@ -127,6 +139,18 @@ def test_unknown_iss_at_login(client, sim, db_session):
     params["iss"] = "https://unknown.example"
     resp = client.get("/lti/login", query_string=params, base_url=TOOL)
     assert_refused(resp, db_session, 400, "Denne læringsplattformen er ikke registrert")
+
+
+def test_login_deployment_id_hint(client, driver, sim, db_session):
+    """lti_deployment_id is optional at login; when sent it must be a deployment registered for the platform."""
+    params = sim.login_initiation_params("deltaker")
+    assert params["lti_deployment_id"] == sim.config.deployment_id
+    resp = client.get("/lti/login", query_string={**params, "lti_deployment_id": "9:unknown"}, base_url=TOOL)
+    assert_refused(resp, db_session, 400, DEPLOYMENT)
+    assert client.get("/lti/login", query_string=params, base_url=TOOL).status_code == 302  # the known one works
+    assert driver.launch().status_code == 200  # and so does the whole launch through it
+    params.pop("lti_deployment_id")
+    assert client.get("/lti/login", query_string=params, base_url=TOOL).status_code == 302
 
 
 def test_unknown_client_id_at_login(client, sim, db_session):
@@ -183,6 +207,14 @@ def test_exp_in_the_past(driver, db_session):
     now = int(time.time())
     resp = driver.post_launch(driver.crafted(login, claims={"iat": now - 600, "exp": now - 61}))
     assert_refused(resp, db_session, 400, EXPIRED)
+
+
+def test_token_without_exp(driver, db_session, caplog):
+    """exp is in jwt.decode's require list: without it PyJWT checks no expiry at all and the token lives for ever."""
+    login = driver.login()
+    resp = driver.post_launch(driver.crafted(login, drop=("exp",)))
+    assert_refused(resp, db_session, 400, NOT_VALID)
+    assert refusals(caplog) == [("claims_invalid", 'Token is missing the "exp" claim')]
 
 
 def test_exp_within_leeway_is_accepted(driver, db_session):
@@ -268,6 +300,39 @@ def test_replays_raced_from_many_clients_record_one_launch(app, driver, db_sessi
     for t in threads:
         t.join()
     assert sorted(statuses) == [200, 400, 400, 400, 400, 400]
+    assert count(db_session, LaunchRecord) == 1
+
+
+def open_app(client, token: str):
+    """The landing page as launch.js opens it: the token in the X-Launch-Token header, never in the address."""
+    return client.get("/app/", headers={"X-Launch-Token": token}, base_url=TOOL)
+
+
+def test_launch_token_with_a_real_launch_id_and_a_wrong_signature(driver, client, db_session):
+    """The id is that of a live launch and the token has the right shape: only the HMAC can refuse it."""
+    resp = driver.post_launch(driver.crafted(driver.login()))
+    assert resp.status_code == 200
+    genuine = launch_token(resp.get_data(as_text=True))
+    launch_id, signature = genuine.split(".")
+    assert open_app(client, genuine).status_code == 200  # the id is live
+    wrong_key = hmac.new(b"not-the-secret-key", launch_id.encode(), hashlib.sha256).digest()
+    forged = launch_id + "." + base64.urlsafe_b64encode(wrong_key).rstrip(b"=").decode()
+    assert len(forged) == len(genuine) and forged != genuine
+    for token in (forged, f"{launch_id}.{signature[:-1]}{'A' if signature[-1] != 'A' else 'B'}"):
+        refused = open_app(client, token)
+        assert refused.status_code == 401, token
+        assert "data-launch-token" not in refused.get_data(as_text=True)
+    assert count(db_session, LaunchRecord) == 1
+
+
+def test_correctly_signed_launch_token_for_no_launch(app, driver, client, db_session):
+    """A token the tool could have signed, for an id no launch has (or one that expired): the store refuses it."""
+    driver.post_launch(driver.crafted(driver.login()))  # a launch exists, just not this one
+    launch_id = secrets.token_urlsafe(24)
+    with app.app_context():
+        token = make_launch_token(launch_id)
+        assert read_launch_token(token) == launch_id  # the signature holds: what refuses it is the lookup
+    assert open_app(client, token).status_code == 401
     assert count(db_session, LaunchRecord) == 1
 
 
@@ -378,6 +443,32 @@ def test_target_link_uri_not_ours_at_login(client, sim, db_session):
     assert_refused(resp, db_session, 400, TARGET)
 
 
+def test_target_link_uri_on_our_host_but_another_path_at_login(client, sim, db_session):
+    params = sim.login_initiation_params("deltaker", target_link_uri=TOOL + "/app/")
+    resp = client.get("/lti/login", query_string=params, base_url=TOOL)
+    assert_refused(resp, db_session, 400, TARGET)
+
+
+@pytest.mark.parametrize(("path", "refused"), [("/lti/launch", False), ("/app/", True), ("/lti/launchx", True)])
+def test_target_link_uri_on_our_host_but_another_path_at_launch(app, client, sim, db_session, caplog, path, refused):
+    """The launch checks target_link_uri itself, not only through the login: here the (signed) login names the same
+    other path as the token, as if the login's check had let it through, so only the launch's own rule can refuse.
+    The launch endpoint's own path, signed the same way, is the control: the forged login itself is sound."""
+    target = TOOL + path
+    registration = app.extensions["kurspakke"].registrations.get(sim.issuer, sim.config.client_id)
+    nonce = secrets.token_urlsafe(32)
+    state = StateSigner(SECRET, 600).sign(PendingLogin(nonce, registration.id, target, None))
+    binding = state_binding(state)
+    client.set_cookie(binding_name(binding), binding_proof(SECRET, binding), domain="kurspakke.test", path="/lti/")
+    body = sim.claims_for(sim.user("deltaker"), nonce=nonce, target_link_uri=target)
+    resp = client.post("/lti/launch", data={"id_token": sim.sign(body), "state": state}, base_url=TOOL)
+    if not refused:
+        assert resp.status_code == 200
+        return
+    assert_refused(resp, db_session, 400, TARGET)
+    assert refusals(caplog) == [("bad_target", "target_link_uri is not this tool")]
+
+
 @pytest.mark.parametrize("token", ["abc", "a.b", "a.b.c.d", "!!!.###.$$$", "eyJhbGciOiJSUzI1NiJ9..sig", "a.b.c"])
 def test_token_not_three_base64url_parts(driver, db_session, token):
     login = driver.login()
@@ -412,20 +503,36 @@ def test_refusal_in_english_when_the_browser_asks(client, db_session):
 
 
 @pytest.mark.parametrize(
-    "send",
+    ("send", "writes"),
     [
-        lambda client: client.get("/app/", query_string={"lt": "abc.\u00e9"}),
-        lambda client: client.get("/app/", headers={"X-Launch-Token": "abc.\u00e9".encode().decode("latin-1")}),
-        lambda client: client.post(
-            "/app/link", data={"lt": "\u00e9\u00e9.\u00e9", "programme": "lindrende-behandling"}
+        (lambda client, token: open_app(client, token.encode().decode("latin-1")), 0),
+        (lambda client, token: client.post("/app/", data={"lt": token}, base_url=TOOL), 0),
+        (
+            lambda client, token: client.post(
+                "/app/link", data={"lt": token, "programme": "laeringsnettverk-parorende"}, base_url=TOOL
+            ),
+            1,
         ),
     ],
-    ids=["query", "header", "form"],
+    ids=["header", "form", "form-link"],
 )
-def test_a_launch_token_that_is_not_ascii_is_a_clean_401(client, db_session, send):
-    resp = send(client)
-    assert resp.status_code == 401
-    assert count(db_session, LaunchRecord) == 0
+def test_a_launch_token_that_is_not_ascii_is_a_clean_401(driver, client, db_session, send, writes):
+    """A real course owner's launch from a course not yet linked: its token, with one character made non-ASCII, is a
+    clean 401 (no 500 from comparing a non-ASCII signature) and writes nothing; the genuine token, in the very same
+    request, gets through — and on POST /app/link writes the course link the altered one did not."""
+    claims = {CLAIM + "context": {"id": "unlinked-course", "title": "Ikke koblet"}}
+    resp = driver.post_launch(driver.crafted(driver.login("kurseier"), "kurseier", claims=claims))
+    assert resp.status_code == 200
+    assert count(db_session, LaunchRecord) == 1
+    genuine = launch_token(resp.get_data(as_text=True))
+    links = count(db_session, CourseLink)
+    launch_id, signature = genuine.split(".")
+    for token in (f"{launch_id}.{signature[:-1]}\u00e9", f"{launch_id[:-1]}\u00e9.{signature}"):
+        assert send(client, token).status_code == 401
+    assert count(db_session, CourseLink) == links
+    assert send(client, genuine).status_code == 200
+    assert count(db_session, CourseLink) == links + writes
+    assert count(db_session, LaunchRecord) == 1
 
 
 def test_a_state_cookie_that_is_not_ascii_is_a_clean_refusal(driver, client, db_session):
@@ -436,11 +543,11 @@ def test_a_state_cookie_that_is_not_ascii_is_a_clean_refusal(driver, client, db_
     assert_refused(resp, db_session, 400, STATE)
 
 
-def test_a_launch_presentation_of_the_wrong_shape_counts_as_absent(driver, db_session):
-    """An optional claim the tool only reads (launch_presentation, for the locale) that is not an object is
-    ignored: a launch, not a 500. (context, custom, resource_link and tool_platform must be objects: refused.)"""
-    claims = {"https://purl.imsglobal.org/spec/lti/claim/launch_presentation": ["x"]}
-    resp = driver.post_launch(driver.crafted(driver.login(), claims=claims, drop=("locale",)))
-    assert resp.status_code == 200
-    assert 'lang="nb"' in resp.get_data(as_text=True)
-    assert count(db_session, LaunchRecord) == 1
+@pytest.mark.parametrize("value", [["x"], "x", 7, None, True], ids=["list", "string", "int", "null", "bool"])
+@pytest.mark.parametrize("claim", ["context", "custom", "resource_link", "tool_platform", "launch_presentation"])
+def test_object_claims_that_are_not_objects(driver, db_session, caplog, claim, value):
+    """These claims are JSON objects (LTI 1.3 core); anything else is refused before the library or the tool reads
+    them (a resource_link list used to be an AttributeError in pylti1p3's validator: a 500)."""
+    resp = driver.post_launch(driver.crafted(driver.login(), claims={CLAIM + claim: value}))
+    assert_refused(resp, db_session, 400, NOT_VALID)
+    assert refusals(caplog) == [("claims_invalid", f"{CLAIM}{claim} must be an object")]

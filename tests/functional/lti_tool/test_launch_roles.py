@@ -11,7 +11,7 @@ from kurspakke.models import LaunchRecord, ProgrammeRoleKind, UnlicensedLaunch
 from lti_tool.lti.oidc_login import binding_proof, state_binding
 from tests.conftest import register_sim
 from tests.support.factories import link_sim_course, person_for
-from tests.support.lti import TOOL, LtiDriver, form_fields, launch_token
+from tests.support.lti import TOOL, LtiDriver, form_fields, launch_token, open_page
 
 
 @pytest.fixture
@@ -77,18 +77,57 @@ def test_unknown_person_is_listed_for_the_course_owner(driver, app, sim):
 
 
 def test_launch_token_opens_the_page_again_on_reload(driver, linked, client):
+    """The landing page hands its token to launch.js and names its address without it; the script posts the
+    token (or sends it as a header) to open the page again."""
     resp = driver.launch("deltaker")
-    token = launch_token(resp.get_data(as_text=True))
-    again = client.get("/app/participant", query_string={"lt": token})
+    html = resp.get_data(as_text=True)
+    token = launch_token(html)
+    canonical = BeautifulSoup(html, "html.parser").body["data-canonical-url"]
+    assert canonical == "/app/participant" and token not in canonical
+    again = open_page(client, "/app/participant", token)
     assert again.status_code == 200
     assert h1(again) == "Min fremdrift"
     via_header = client.get("/app/participant", headers={"X-Launch-Token": token})
     assert h1(via_header) == "Min fremdrift"
 
 
+def test_a_reload_without_a_token_gets_the_page_that_posts_the_frames_token(driver, linked, client):
+    launch_token(driver.launch("deltaker").get_data(as_text=True))
+    resp = client.get("/app/participant")
+    assert resp.status_code == 200
+    body = BeautifulSoup(resp.get_data(as_text=True), "html.parser").body
+    assert body.has_attr("data-resume") and not body.has_attr("data-launch-token")
+    assert "Kari Nordmann" not in resp.get_data(as_text=True)
+    assert body.find(attrs={"role": "alert"}) is not None  # what the script shows when the frame has no token
+
+
+def test_a_token_in_the_address_is_refused(driver, linked, client):
+    """Tokens never travel in addresses; an address that carries one has been exposed (copied, logged)."""
+    token = launch_token(driver.launch("deltaker").get_data(as_text=True))
+    for method in (client.get, client.post):
+        resp = method("/app/participant", query_string={"lt": token}, data={"lt": token})
+        assert resp.status_code == 400
+        assert "Kari Nordmann" not in resp.get_data(as_text=True)
+
+
+def test_no_page_puts_the_token_in_an_address(driver, linked, app, sim, client):
+    """Every link and form action of a landing page, for every role, is free of the token."""
+    with transaction(app.extensions["kurspakke"].session_factory) as s:
+        person_for(s, sim, "deltaker", ProgrammeRoleKind.MENTOR)  # two roles: a tab bar with links
+    for user in ("deltaker", "kurseier"):
+        html = driver.launch(user).get_data(as_text=True)
+        token = launch_token(html)
+        soup = BeautifulSoup(html, "html.parser")
+        addresses = [a["href"] for a in soup.find_all("a", href=True)] + [
+            f.get("action", "") for f in soup.find_all("form")
+        ]
+        addresses.append(soup.body.get("data-canonical-url", ""))
+        assert addresses and not [a for a in addresses if token in a or "lt=" in a]
+
+
 def test_a_participant_cannot_open_the_owner_view(driver, linked, client):
     token = launch_token(driver.launch("deltaker").get_data(as_text=True))
-    resp = client.get("/app/owner", query_string={"lt": token})
+    resp = open_page(client, "/app/owner", token)
     assert resp.status_code == 403
 
 
@@ -120,7 +159,7 @@ def test_launch_with_state_in_redis(app_settings, sim, sim_client, encryptor, db
     assert client.exists(f"kurspakke:lti:nonce:{login.nonce}")  # consumed
     assert db_session.scalar(select(func.count()).select_from(LaunchRecord)) == 0  # in Redis, not the DB
     token = launch_token(resp.get_data(as_text=True))
-    assert h1(driver.client.get("/app/participant", query_string={"lt": token})) == "Min fremdrift"
+    assert h1(open_page(driver.client, "/app/participant", token)) == "Min fremdrift"
     binding = state_binding(login.state)  # replay with the browser's state cookie back in place
     proof = binding_proof(app.extensions["kurspakke"].settings.secret_key, binding)
     driver.client.set_cookie("kp_state_" + binding, proof, domain="kurspakke.test", path="/lti/")
@@ -134,7 +173,7 @@ def test_the_no_licence_page_survives_a_reload(driver, app, sim, client):
         link_sim_course(s, sim)
     page = driver.launch("deltaker")
     token = launch_token(page.get_data(as_text=True))
-    again = client.get("/app/", query_string={"lt": token})
+    again = open_page(client, "/app/", token)
     assert again.status_code == 200
     assert h1(again) == "Vi fant ingen lisens for deg"
 
@@ -143,8 +182,8 @@ def test_a_tampered_launch_token_is_refused(driver, linked, client):
     token = launch_token(driver.launch("deltaker").get_data(as_text=True))
     launch_id, signature = token.split(".")
     other = ("A" if signature[0] != "A" else "B") + signature[1:]
-    assert client.get("/app/participant", query_string={"lt": f"{launch_id}.{other}"}).status_code == 401
-    assert client.get("/app/participant", query_string={"lt": f"x{launch_id}.{signature}"}).status_code == 401
+    assert open_page(client, "/app/participant", f"{launch_id}.{other}").status_code == 401
+    assert open_page(client, "/app/participant", f"x{launch_id}.{signature}").status_code == 401
 
 
 def test_an_expired_launch_is_refused(driver, linked, client, app):
@@ -155,10 +194,10 @@ def test_an_expired_launch_is_refused(driver, linked, client, app):
     from kurspakke.models import utcnow
 
     token = launch_token(driver.launch("deltaker").get_data(as_text=True))
-    assert client.get("/app/participant", query_string={"lt": token}).status_code == 200
+    assert open_page(client, "/app/participant", token).status_code == 200
     with transaction(app.extensions["kurspakke"].session_factory) as s:
         s.execute(update(LaunchRecord).values(expires_at=utcnow() - timedelta(seconds=1)))
-    resp = client.get("/app/participant", query_string={"lt": token})
+    resp = open_page(client, "/app/participant", token)
     assert resp.status_code == 401
     assert "Økten din er utløpt" in resp.get_data(as_text=True)
 
@@ -169,7 +208,7 @@ def test_an_english_canvas_gets_english_pages_after_the_launch_too(driver, linke
     assert resp.status_code == 200
     page = BeautifulSoup(resp.get_data(as_text=True), "html.parser")
     assert page.html["lang"] == "en" and h1(resp) == "My progress"
-    again = client.get("/app/participant", query_string={"lt": launch_token(resp.get_data(as_text=True))})
+    again = open_page(client, "/app/participant", launch_token(resp.get_data(as_text=True)))
     assert BeautifulSoup(again.get_data(as_text=True), "html.parser").html["lang"] == "en"
     assert h1(again) == "My progress"
 
@@ -199,7 +238,7 @@ def test_a_person_matched_by_email_is_found_again_on_later_requests(driver, app,
     assert h1(resp) == "Min fremdrift"
     recorded = db_session.scalars(select(PersonIdentity)).all()
     assert [(i.kind, i.value) for i in recorded] == [("lti_sub", sim.user("deltaker").sub)]
-    again = client.get("/app/participant", query_string={"lt": launch_token(resp.get_data(as_text=True))})
+    again = open_page(client, "/app/participant", launch_token(resp.get_data(as_text=True)))
     assert again.status_code == 200 and h1(again) == "Min fremdrift"
     assert sim.user("deltaker").name in again.get_data(as_text=True)
 
@@ -232,7 +271,7 @@ def link_a_course_as_another_platform(driver, app, sim, client) -> None:
     sim.config.context_id = "evil-course"
     _, fields = form_fields(driver.launch("kurseier").get_data(as_text=True))
     assert (
-        client.post("/app/link", data={**fields, "programme": "lindrende-behandling"}, base_url=TOOL).status_code == 303
+        client.post("/app/link", data={**fields, "programme": "lindrende-behandling"}, base_url=TOOL).status_code == 200
     )
 
 
@@ -278,3 +317,34 @@ def test_an_email_finds_a_person_no_one_has_launched_as_only_once(driver, app, s
     other = sim.user("deltaker")
     other.sub, other.canvas_user_id = "someone-else", 4242
     assert h1(driver.launch("deltaker")) == "Vi fant ingen lisens for deg"
+
+
+def age_launches(app, seconds: int) -> None:
+    """Make every recorded launch ``seconds`` older (its time lives in the launch record's data)."""
+    with transaction(app.extensions["kurspakke"].session_factory) as s:
+        for record in s.scalars(select(LaunchRecord)):
+            record.data = {**record.data, "launched_at": record.data["launched_at"] - seconds}
+
+
+def test_course_owner_authority_lasts_an_hour_after_the_launch(driver, linked, app, client, db_session):
+    """A teacher removed from the course must lose the owner views within an hour: the roles claim is only
+    trusted that long, then a fresh launch from Canvas confirms it again."""
+    token = launch_token(driver.launch("kurseier").get_data(as_text=True))
+    age_launches(app, 3600 - 60)
+    assert h1(open_page(client, "/app/owner", token)) == "Kursadministrasjon"
+    age_launches(app, 61)
+    for path in ("/app/owner", "/app/"):
+        stale = open_page(client, path, token)
+        assert stale.status_code == 401, path
+        assert "åpne verktøyet på nytt fra emnet i Canvas" in stale.get_data(as_text=True)
+        assert "Brukere uten lisens" not in stale.get_data(as_text=True)
+    link = client.post("/app/link", data={"lt": token, "programme": "laeringsnettverk-parorende"}, base_url=TOOL)
+    assert link.status_code == 401
+    assert h1(driver.launch("kurseier")) == "Kursadministrasjon"  # a fresh launch
+
+
+def test_an_hour_old_launch_keeps_the_persons_own_roles(driver, linked, app, client):
+    """Only the owner authority expires: a participant's views come from the tool's own records."""
+    token = launch_token(driver.launch("deltaker").get_data(as_text=True))
+    age_launches(app, 2 * 3600)
+    assert h1(open_page(client, "/app/participant", token)) == "Min fremdrift"

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from bs4 import BeautifulSoup
+from cryptography.fernet import Fernet
 from sqlalchemy import func, select
 
 from kurspakke.db import transaction
 from kurspakke.models import LaunchRecord, ToolKey, utcnow
 from kurspakke.services.keys import rotate
+from kurspakke.services.platforms import add_platform
 from lti_tool.lti.oidc_login import binding_proof, state_binding
 from tests.conftest import SECRET, SIM, register_sim
-from tests.support.lti import TOOL, form_fields
+from tests.support.lti import TOOL, form_fields, launch_token
+
+# Production refuses to start without KURSPAKKE_ENCRYPTION_KEY; one made as the install guide says.
+ENCRYPTION_KEY = Fernet.generate_key().decode()
 
 
 def csp(resp) -> dict[str, str]:
@@ -52,26 +60,34 @@ def test_every_script_is_external_and_carries_the_nonce(driver, linked):
         assert not script.string
 
 
-def test_hsts_in_production(tmp_path, database_url, encryptor):
+@pytest.mark.parametrize("env", ["production", None], ids=["explicit", "unset"])
+def test_hsts_in_production(env, tmp_path, database_url):
+    """Production's rules — HSTS among them — also when KURSPAKKE_ENV is not set at all (fail closed)."""
+    from kurspakke.crypto import Encryptor
     from kurspakke.db import make_engine, make_session_factory
     from kurspakke.services.keys import ensure_key
     from lti_tool import create_app
 
+    secret = "test-secret-key-" * 4
     engine = make_engine(database_url)
     with transaction(make_session_factory(engine)) as s:
-        ensure_key(s, encryptor)
+        ensure_key(s, Encryptor(secret_key=secret, encryption_key=ENCRYPTION_KEY))
     engine.dispose()
     environ = {
-        "KURSPAKKE_ENV": "production",
         "DATABASE_URL": database_url,
-        "SECRET_KEY": "test-secret-key-" * 4,
+        "SECRET_KEY": secret,
         "KURSPAKKE_BASE_URL": "https://kurspakke.example",
+        "KURSPAKKE_ENCRYPTION_KEY": ENCRYPTION_KEY,
         "KURSPAKKE_INSTANCE_PATH": str(tmp_path),
     }
+    if env is not None:
+        environ["KURSPAKKE_ENV"] = env
     app = create_app({"environ": environ})
     try:
+        assert app.extensions["kurspakke"].settings.is_production
         resp = app.test_client().get("/healthz", base_url="https://kurspakke.example")
         assert resp.headers["Strict-Transport-Security"].startswith("max-age=")
+        assert app.test_client().get("/lti/jwks").get_json()["keys"]  # the stored key reads with the configured key
     finally:
         app.extensions["kurspakke"].engine.dispose()
 
@@ -80,26 +96,38 @@ def test_production_refuses_to_start_without_secrets(tmp_path):
     from config.settings import SettingsError
     from lti_tool import create_app
 
-    with pytest.raises(SettingsError, match="SECRET_KEY"):
-        create_app(
-            {
-                "environ": {
-                    "KURSPAKKE_ENV": "production",
-                    "DATABASE_URL": "sqlite:///x.db",
-                    "KURSPAKKE_BASE_URL": "https://k.example",
-                }
-            }
-        )
-    with pytest.raises(SettingsError, match="DATABASE_URL"):
-        create_app(
-            {
-                "environ": {
-                    "KURSPAKKE_ENV": "production",
-                    "SECRET_KEY": "s" * 40,
-                    "KURSPAKKE_BASE_URL": "https://k.example",
-                }
-            }
-        )
+    database = tmp_path / "x.db"  # under tmp_path: a regression that gets as far as connecting litters nothing
+    complete = {
+        "KURSPAKKE_ENV": "production",
+        "DATABASE_URL": f"sqlite:///{database}",
+        "SECRET_KEY": "s" * 40,
+        "KURSPAKKE_BASE_URL": "https://k.example",
+        "KURSPAKKE_ENCRYPTION_KEY": ENCRYPTION_KEY,
+        "KURSPAKKE_INSTANCE_PATH": str(tmp_path / "instance"),
+    }
+    for missing, message in [
+        ("SECRET_KEY", "SECRET_KEY must be set"),
+        ("DATABASE_URL", "DATABASE_URL must be set"),
+        ("KURSPAKKE_ENCRYPTION_KEY", "KURSPAKKE_ENCRYPTION_KEY must be set"),
+    ]:
+        environ = {k: v for k, v in complete.items() if k != missing}
+        with pytest.raises(SettingsError, match=message):
+            create_app({"environ": environ})
+    assert not database.exists() and not (tmp_path / "instance").exists()  # refused before connecting or writing
+
+
+def test_without_kurspakke_env_the_app_refuses_to_start(tmp_path):
+    """A web process started without KURSPAKKE_ENV (and no env override) gets production's rules: no secrets, no
+    start — instead of serving as development with a SECRET_KEY generated into its container."""
+    from config.settings import SettingsError
+    from lti_tool import create_app
+
+    instance = tmp_path / "instance"
+    with pytest.raises(SettingsError) as refused:
+        create_app({"environ": {}, "settings": {"instance_path": instance}})
+    for variable in ("DATABASE_URL", "SECRET_KEY", "KURSPAKKE_BASE_URL", "KURSPAKKE_ENCRYPTION_KEY"):
+        assert f"{variable} must be" in str(refused.value)
+    assert not instance.exists()  # no generated secret_key, no SQLite file
 
 
 def test_production_refuses_to_start_without_a_signing_key(tmp_path, database_url):
@@ -111,6 +139,7 @@ def test_production_refuses_to_start_without_a_signing_key(tmp_path, database_ur
         "DATABASE_URL": database_url,
         "SECRET_KEY": "s" * 40,
         "KURSPAKKE_BASE_URL": "https://k.example",
+        "KURSPAKKE_ENCRYPTION_KEY": ENCRYPTION_KEY,
         "KURSPAKKE_INSTANCE_PATH": str(tmp_path),
     }
     with pytest.raises(SettingsError, match="signing key"):
@@ -120,10 +149,58 @@ def test_production_refuses_to_start_without_a_signing_key(tmp_path, database_ur
 def test_state_cookie_is_secure_httponly_samesite_none_partitioned(driver):
     login = driver.login()
     cookie = login.response.headers["Set-Cookie"]
-    binding = state_binding(login.state)
-    assert cookie.startswith(f"kp_state_{binding}={binding_proof(SECRET, binding)};")  # a MAC, not the state's hash
+    # The documented construction (docs/ARCHITECTURE.md, LTI launch step 1), written out here rather than taken
+    # from lti_tool.lti.oidc_login, so that a change to how the product names or proves the binding is caught:
+    # name = kp_state_ + the first 32 hex digits of SHA-256(state); value = HMAC-SHA256(SECRET_KEY,
+    # "kurspakke-login-binding|" + that binding), url-safe base64 without padding.
+    binding = hashlib.sha256(login.state.encode()).hexdigest()[:32]
+    digest = hmac.new(SECRET.encode(), b"kurspakke-login-binding|" + binding.encode(), hashlib.sha256).digest()
+    proof = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    assert len(proof) == 43 and binding not in proof  # a MAC under SECRET_KEY, not the state's hash
+    assert cookie.startswith(f"kp_state_{binding}={proof};")
     for attribute in ("Secure", "HttpOnly", "SameSite=None", "Partitioned", "Path=/lti/"):
         assert attribute in cookie
+
+
+def test_form_action_names_the_registered_platforms_origins_and_nothing_else(app, client):
+    """The login's redirect and the launch page's auto-submitting forms go to the platform: CSP form-action must
+    name every registered platform's issuer origin, OIDC login URL origin and frame origins — and nothing else
+    (not the token or key-set URLs, which no form posts to, and no origin that is not registered)."""
+    with transaction(app.extensions["kurspakke"].session_factory) as s:
+        # Hosted Canvas: three different origins for one registration.
+        add_platform(
+            s,
+            issuer="https://canvas.instructure.com",
+            client_id="170000000000123",
+            deployment_ids=["1:a"],
+            auth_login_url="https://sso.canvaslms.com/api/lti/authorize_redirect",
+            auth_token_url="https://token.canvas.example/login/oauth2/token",
+            key_set_url="https://keys.canvas.example/api/lti/security/jwks",
+            frame_origins=["https://hinn.instructure.com", "https://canvas.hinn.no"],
+        )
+        # A self-hosted Canvas with a port, an issuer with a path and a login URL on the issuer's own origin.
+        add_platform(
+            s,
+            issuer="https://lms.example.org:8443/canvas",
+            client_id="10000000000042",
+            deployment_ids=["2:b"],
+            auth_login_url="https://lms.example.org:8443/api/lti/authorize_redirect",
+            auth_token_url="https://lms.example.org:8443/login/oauth2/token",
+            key_set_url="https://lms.example.org:8443/api/lti/security/jwks",
+        )
+    app.extensions["kurspakke"].invalidate_origins()
+    for path in ("/healthz", "/lti/jwks", "/no/such/page"):
+        form_action = csp(client.get(path))["form-action"].split()
+        assert form_action[0] == "'self'"
+        assert len(form_action) == len(set(form_action))
+        assert set(form_action[1:]) == {
+            SIM,  # the simulator's registration (tests/conftest.py): issuer, login URL and frame on one origin
+            "https://canvas.instructure.com",  # issuer
+            "https://sso.canvaslms.com",  # OIDC login URL
+            "https://hinn.instructure.com",  # frame origins
+            "https://canvas.hinn.no",
+            "https://lms.example.org:8443",  # issuer, login URL and (by default) frame origin
+        }, path
 
 
 def test_login_redirects_with_every_oidc_parameter(driver, sim):
@@ -215,9 +292,10 @@ class TestPlatformStorage:
         assert wrong.status_code == 400 and "lt=" not in wrong.get_data(as_text=True)
         assert "Location" not in wrong.headers
         opened = client.post(action, data={**confirm, "proof": proof}, base_url=TOOL)
-        assert opened.status_code == 303 and opened.headers["Location"].startswith("/app/?lt=")
-        landing = client.get(opened.headers["Location"], base_url=TOOL)
-        assert "Min fremdrift" in landing.get_data(as_text=True)
+        # The landing page itself, its launch token in the page for launch.js, never in an address.
+        assert opened.status_code == 200 and "Location" not in opened.headers
+        assert "Min fremdrift" in opened.get_data(as_text=True)
+        assert launch_token(opened.get_data(as_text=True)) and "lt=" not in opened.get_data(as_text=True)
         assert db_session.scalar(select(func.count()).select_from(LaunchRecord)) == 1
 
     def test_storage_confirm_refuses_another_logins_proof_and_a_get(

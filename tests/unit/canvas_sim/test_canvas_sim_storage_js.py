@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import canvas_sim
+from tests.conftest import IN_CI
 
 JS = Path(canvas_sim.__file__).parent / "static" / "platform_storage.js"
 TOOL = "http://127.0.0.1:5000"
@@ -33,12 +34,21 @@ process.stdout.write(JSON.stringify(out));
 """
 
 
-def run(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    node = shutil.which("node")
-    if node is None:
+def node() -> str:
+    """The node binary. Elsewhere a missing node skips these tests; in CI it fails them (as tests/e2e/conftest.py
+    does for Chromium and axe-core): a CI image without node would otherwise pass with the script never run."""
+    found = shutil.which("node")
+    if found is None:
+        if IN_CI:
+            pytest.fail("node is not installed (CI requires it for the platform-storage script tests)")
         pytest.skip("node is not installed")
+    return found
+
+
+def run(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     payload = json.dumps([JS.read_text(encoding="utf-8"), TOOL, events])
-    proc = subprocess.run([node, "-e", HARNESS], input=payload, capture_output=True, text=True, timeout=30, check=True)
+    command = [node(), "-e", HARNESS]
+    proc = subprocess.run(command, input=payload, capture_output=True, text=True, timeout=30, check=True)
     return json.loads(proc.stdout)
 
 
@@ -107,3 +117,13 @@ def test_errors() -> None:
         ("lti.put_data.response", "c", "bad_request"),
         ("lti.frobnicate.response", "d", "unsupported_subject"),
     ]
+
+
+@pytest.mark.parametrize("in_ci", [True, False], ids=["ci", "elsewhere"])
+def test_missing_node_fails_in_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch, in_ci: bool) -> None:
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setitem(globals(), "IN_CI", in_ci)  # node() reads this module's name
+    # Both outcomes caught and told apart: a skip escaping a raises(Failed) would only skip this test too.
+    with pytest.raises((pytest.fail.Exception, pytest.skip.Exception), match="node is not installed") as outcome:
+        node()
+    assert outcome.type is (pytest.fail.Exception if in_ci else pytest.skip.Exception)
