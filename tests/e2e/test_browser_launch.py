@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import http.client
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Frame, Page, Request, Route, expect
+
+from tests.e2e.helpers import TOOL_FRAME, run_axe, tool_frame
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import LiveStack
@@ -16,22 +18,12 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.e2e
 
 STATE_COOKIE_PREFIX = "kp_state_"
-WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-TOOL_FRAME = "iframe[name='tool_frame']"
 ROLES = [
     ("deltaker", "Start som deltaker", "Min fremdrift"),
     ("mentor", "Start som mentor", "Mentoroversikt"),
     ("lisensadministrator", "Start som lisensadministrator", "Lisenser"),
     ("kurseier", "Start som kurseier", "Kursadministrasjon"),
 ]
-
-
-def tool_frame(page: Page) -> Frame:
-    """The tool's frame, looked up afresh (the iframe changes process each time it crosses sites)."""
-    handle = page.locator(TOOL_FRAME).element_handle()
-    frame = handle.content_frame()
-    assert frame is not None, "tool_frame has no document"
-    return frame
 
 
 def launch(page: Page, live: LiveStack, button: str, heading: str) -> Frame:
@@ -48,27 +40,6 @@ def launch(page: Page, live: LiveStack, button: str, heading: str) -> Frame:
     frame = tool_frame(page)
     assert frame.url.startswith(live.tool_url + "/"), frame.url
     return frame
-
-
-def run_axe(frame: Frame, axe_source: str) -> list[dict[str, Any]]:
-    """axe-core's WCAG 2.1 A/AA rules on the frame's document; returns the violations."""
-    # The tool's CSP allows no injected <script>; evaluate runs outside the page's CSP.
-    frame.evaluate(axe_source)
-    result = frame.evaluate(
-        """async (tags) => {
-            const r = await axe.run(document, {runOnly: {type: "tag", values: tags}, resultTypes: ["violations"]});
-            return {
-                passes: r.passes.length,
-                violations: r.violations.map(v => ({
-                    id: v.id, impact: v.impact, help: v.help, helpUrl: v.helpUrl,
-                    nodes: v.nodes.map(n => ({target: n.target, html: n.html, summary: n.failureSummary})),
-                })),
-            };
-        }""",
-        WCAG_TAGS,
-    )
-    assert result["passes"] > 0, "axe checked nothing"
-    return list(result["violations"])
 
 
 def launch_posts(live: LiveStack) -> list[dict[str, str]]:
