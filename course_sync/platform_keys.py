@@ -4,23 +4,26 @@ Keys are parsed once and kept per URL; an unknown kid triggers one refetch (at m
 ``min_refetch_seconds`` per URL, so a stream of forged kids cannot turn us into a load generator against Canvas).
 Once warm, verifying a launch makes no HTTP call at all.
 
-Anyone holding a login state can force a refetch, so the fetch itself is hardened: one total time budget (a platform
-host that drips a byte just inside each read timeout cannot stretch it), a byte cap enforced while reading, no
-redirects, and one fetch in flight per URL so a slow host stalls only its own platform's launches.
+Anyone holding a login state can force a refetch, so the fetch itself is hardened: one total time budget for
+everything after the connection is made (a platform host that drips a byte just inside each read timeout cannot
+stretch it; the DNS lookup has no timeout of its own, and each address DNS gives gets the connect timeout), a byte
+cap enforced while reading, no redirects, and one fetch in flight per URL so a slow host stalls only its own
+platform's launches. A known key whose key set is due for its hourly refresh never waits for, or fails with, that
+refresh.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import ssl
 import threading
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 import urllib3.exceptions
@@ -215,13 +218,20 @@ def _read_key_set(session: requests.Session, url: str, timeout: float, deadline:
     return bytes(body)
 
 
+class _Lock(Protocol):
+    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
+    def release(self) -> None: ...
+    def __enter__(self) -> Any: ...
+    def __exit__(self, *exc: Any) -> Any: ...
+
+
 @dataclass
 class _Entry:
     keys: dict[str, Any] = field(default_factory=dict)
     fetched_at: float = float("-inf")
     attempted_at: float = float("-inf")
     # Held while this URL's key set is checked and fetched, so other URLs are never held up by this one.
-    lock: AbstractContextManager[Any] = field(default_factory=threading.Lock)
+    lock: _Lock = field(default_factory=threading.Lock)
     attempts: int = 0  # finished fetch attempts; a waiter that sees it move uses that attempt instead of its own
     failure: str | None = None  # why the last attempt failed, for the threads that waited on it
 
@@ -242,7 +252,7 @@ class JWKSCache:
         self.fetches = 0  # observable for tests and benchmarks
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()  # guards _entries and fetches only; never held across a fetch
-        self._new_url_lock: Callable[[], AbstractContextManager[Any]] = threading.Lock  # replaceable by tests
+        self._new_url_lock: Callable[[], _Lock] = threading.Lock  # replaceable by tests
 
     def get_key(self, url: str, kid: str) -> Any:
         """The RSA public key with ``kid`` from the key set at ``url``.
@@ -251,8 +261,10 @@ class JWKSCache:
         cannot be fetched (also for a thread that waited on another thread's failed fetch of the same URL).
         """
         entry = self._entries.get(url)
-        if entry is not None and kid in entry.keys and time.monotonic() - entry.fetched_at < self.ttl:
-            return entry.keys[kid]
+        if entry is not None and kid in entry.keys:
+            if time.monotonic() - entry.fetched_at < self.ttl:
+                return entry.keys[kid]
+            return self._refresh_in_passing(url, kid, entry)
         with self._lock:
             entry = self._entries.get(url)
             if entry is None:
@@ -272,6 +284,26 @@ class JWKSCache:
             if kid not in entry.keys:
                 raise UnknownKid("no key with this kid in the platform's key set")
             return entry.keys[kid]
+
+    def _refresh_in_passing(self, url: str, kid: str, entry: _Entry) -> Any:
+        """A known kid whose key set is due for its periodic refresh: refresh it if no other thread is doing so,
+        and otherwise (or when the platform's key-set host is slow or down) go on with the key already parsed — a
+        failing refresh never refuses a key the platform published. Raises UnknownKid only when a successful
+        refresh shows the platform has withdrawn the key."""
+        if not entry.lock.acquire(blocking=False):
+            return entry.keys.get(kid) or self.get_key(url, kid)
+        try:
+            now = time.monotonic()
+            if now - entry.attempted_at >= self.min_refetch:
+                entry.attempted_at = now
+                # The key already held stays valid until a refresh that succeeds shows it withdrawn.
+                with contextlib.suppress(Exception):
+                    self._refresh(url, entry)
+        finally:
+            entry.lock.release()
+        if kid not in entry.keys:
+            raise UnknownKid("the platform no longer publishes a key with this kid")
+        return entry.keys[kid]
 
     def _refresh(self, url: str, entry: _Entry) -> None:
         """Fetch and parse the key set into ``entry``; the caller holds ``entry.lock``. Raises the fetcher's errors."""

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 
 from sqlalchemy import Enum, ForeignKey, Index, String, UniqueConstraint, text
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from kurspakke.models.base import Base, utcnow
 
@@ -49,6 +49,11 @@ class Person(Base):
     identities: Mapped[list[PersonIdentity]] = relationship(back_populates="person", cascade="all, delete-orphan")
     roles: Mapped[list[ProgrammeRole]] = relationship(back_populates="person", cascade="all, delete-orphan")
 
+    @validates("email")
+    def _lower_email(self, _key: str, value: str) -> str:
+        # Addresses are compared case-insensitively; stored lower-cased, they compare on their index.
+        return value.strip().lower()
+
 
 class PersonIdentity(Base):
     """How a platform names a person: a Canvas user id within one Canvas instance, or an LTI sub of an issuer."""
@@ -74,9 +79,13 @@ class PersonIdentity(Base):
     value: Mapped[str] = mapped_column(String(255))
     # For a Canvas user id: the primary e-mail Canvas reported for the account when the tool provisioned it (people
     # matched to an existing account often have another primary address than their seat's).
-    email: Mapped[str | None] = mapped_column(String(320), default=None)
+    email: Mapped[str | None] = mapped_column(String(320), default=None, index=True)
 
     person: Mapped[Person] = relationship(back_populates="identities")
+
+    @validates("email")
+    def _lower_email(self, _key: str, value: str | None) -> str | None:
+        return value.strip().lower() if value else None
 
 
 class ProgrammeRole(Base):

@@ -7,6 +7,7 @@ the platform's signed roles claim says.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, func, or_, select
+from sqlalchemy import Select, and_, bindparam, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -327,9 +328,12 @@ def match_person(
         return _person_of(rows, by_sub)
     person_id = None
     if by_canvas_id is not None:
-        person_id = _claim_by_canvas_user_id(session, launcher, [row for row in rows if row.id == by_canvas_id])
-        if person_id is None and _has_sub(session, by_canvas_id, launcher.issuer):
-            return NOBODY  # that person is someone else's account; the launch opens nothing at all
+        if _has_sub(session, by_canvas_id, launcher.issuer):
+            # The Canvas user id names someone tied to another account of this issuer: the launch is suspect and
+            # opens nothing at all (not even another person its e-mail might name).
+            _mismatch("canvas user id of a person who already has another sub", launcher, by_canvas_id)
+            return NOBODY
+        person_id = _claim_by_canvas_user_id(launcher, [row for row in rows if row.id == by_canvas_id])
     if person_id is None and launcher.email:
         person_id = _claim_by_email(session, launcher, programme_id)
     if person_id is None:
@@ -379,13 +383,10 @@ def _same_email(a: str | None, b: str | None) -> bool:
     return bool(a and b) and a.strip().lower() == b.strip().lower()  # type: ignore[union-attr]
 
 
-def _claim_by_canvas_user_id(session: Session, launcher: Launcher, rows: Sequence[Any]) -> int | None:
-    """The person the tool recorded this Canvas user id for on this instance (``rows``: theirs), if they have no
-    sub of this issuer yet and the launch's e-mail agrees with the seat's or the one Canvas reported."""
+def _claim_by_canvas_user_id(launcher: Launcher, rows: Sequence[Any]) -> int | None:
+    """The person the tool recorded this Canvas user id for on this instance (``rows``: theirs; they have no sub of
+    this issuer yet), if the launch's e-mail agrees with the seat's or the one Canvas reported."""
     person_id = rows[0].id
-    if _has_sub(session, person_id, launcher.issuer):
-        _mismatch("canvas user id of a person who already has another sub", launcher, person_id)
-        return None
     if not any(
         _same_email(launcher.email, row.email) or _same_email(launcher.email, row.identity_email) for row in rows
     ):
@@ -406,16 +407,14 @@ def _claim_by_email(session: Session, launcher: Launcher, programme_id: str) -> 
     email = launcher.email.strip().lower()
     # Locked until this launch commits, so two first launches with one e-mail cannot both claim the person: the
     # second waits, then finds the first one's identity. (SQLite serialises writers anyway.)
+    # E-mails are stored lower-cased (the models' validators), so these compare on their indexes.
     reported = select(PersonIdentity.person_id).where(
+        PersonIdentity.email == email,
         PersonIdentity.kind == IdentityKind.CANVAS_USER_ID,
         PersonIdentity.scope == launcher.platform_instance,
-        func.lower(PersonIdentity.email) == email,
     )
     candidates = session.scalars(
-        select(Person.id)
-        .where(or_(func.lower(Person.email) == email, Person.id.in_(reported)))
-        .limit(2)
-        .with_for_update()
+        select(Person.id).where(or_(Person.email == email, Person.id.in_(reported))).limit(2).with_for_update()
     ).all()
     if len(candidates) != 1:
         return None
@@ -424,14 +423,18 @@ def _claim_by_email(session: Session, launcher: Launcher, programme_id: str) -> 
         return None
     if not _provisioned_from(session, person_id, programme_id, launcher.platform_instance):
         return None
-    recorded = session.scalars(
-        select(PersonIdentity.value).where(
+    provisioned_here = session.scalar(
+        select(PersonIdentity.id)
+        .where(
             PersonIdentity.person_id == person_id,
             PersonIdentity.kind == IdentityKind.CANVAS_USER_ID,
             PersonIdentity.scope == launcher.platform_instance,
         )
-    ).all()
-    if recorded and launcher.canvas_user_id is not None and launcher.canvas_user_id not in recorded:
+        .limit(1)
+    )
+    if provisioned_here is not None:
+        # The tool knows her account on this Canvas; a launch that did not find her by its Canvas user id is
+        # another account (or one whose id a teacher blanked or replaced on the link): never tied by e-mail.
         _mismatch("e-mail of a person provisioned with another canvas account", launcher, person_id)
         return None
     return person_id
@@ -457,20 +460,14 @@ def _provisioned_from(session: Session, person_id: int, programme_id: str, platf
     return linked_on == [platform_instance]
 
 
-def _remember_sub(session: Session, person_id: int, launcher: Launcher) -> bool:
-    """Record the launch's sub for the person; False when it, or another sub of this issuer for this person (one
-    sub per person and issuer: a unique index), was recorded concurrently — then nothing is kept."""
-    try:
-        with session.begin_nested():
-            session.add(
-                PersonIdentity(
-                    person_id=person_id, kind=IdentityKind.LTI_SUB, scope=launcher.issuer, value=launcher.sub
-                )
-            )
-            session.flush()
-    except IntegrityError:
-        return False
-    return True
+def _remember_sub(session: Session, person_id: int, launcher: Launcher) -> None:
+    """Record the launch's sub for the person; nothing is kept when it, or another sub of this issuer for this
+    person (one sub per person and issuer: a unique index), was recorded concurrently."""
+    with contextlib.suppress(IntegrityError), session.begin_nested():
+        session.add(
+            PersonIdentity(person_id=person_id, kind=IdentityKind.LTI_SUB, scope=launcher.issuer, value=launcher.sub)
+        )
+        session.flush()
 
 
 def resolve_access(

@@ -36,6 +36,10 @@ REFUSAL_MESSAGES: dict[str, str] = {
     "deployment_unknown": N_("This installation of the tool in the learning platform is not registered."),
     "message_type_unknown": N_("The learning platform sent a kind of launch this tool does not support."),
     "launch_token_invalid": N_("Your session has expired or is not valid. Start the tool again from the course."),
+    "launch_token_in_address": N_(
+        "This address carried your sign-in, so that sign-in has been closed to keep it safe. Open the tool again "
+        "from the course in Canvas."
+    ),
     "owner_launch_stale": N_(
         "To work as course administrator, open the tool again from the course in Canvas: that access is confirmed "
         "for one hour at a time."

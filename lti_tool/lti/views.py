@@ -14,7 +14,7 @@ from flask.typing import ResponseReturnValue
 from config.developer_key import developer_key
 from kurspakke.services.platforms import origin_of
 from lti_tool.lti.errors import LtiRefusal
-from lti_tool.lti.message_launch import CLAIM, ToolMessageLaunch
+from lti_tool.lti.message_launch import CLAIM, DL_CLAIM, ToolMessageLaunch
 from lti_tool.lti.oidc_login import (
     StateSigner,
     StorageConfirmSigner,
@@ -30,7 +30,6 @@ bp = Blueprint("lti", __name__, url_prefix="/lti")
 
 _S = TypeVar("_S", StateSigner, StorageConfirmSigner)
 DEEP_LINK_VIEWS = ("participant", "mentor", "licences")
-DL = "https://purl.imsglobal.org/spec/lti-dl/claim/"
 PROBE_SUFFIX = "_probe"  # the login's probe cookie: <state cookie name>_probe
 
 
@@ -228,10 +227,10 @@ def deep_link_response() -> ResponseReturnValue:
         CLAIM + "deployment_id": ctx.data["deployment_id"],
         CLAIM + "message_type": "LtiDeepLinkingResponse",
         CLAIM + "version": "1.3.0",
-        DL + "content_items": items,
+        DL_CLAIM + "content_items": items,
     }
     if settings.get("data") is not None:
-        payload[DL + "data"] = settings["data"]
+        payload[DL_CLAIM + "data"] = settings["data"]
     # One response per deep-linking request (the platform asks anew): use the launch up before signing, so of
     # two racing requests only one signs.
     if not state_store().end_launch(ctx.launch_id):

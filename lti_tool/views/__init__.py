@@ -11,7 +11,7 @@ from flask.typing import ResponseReturnValue
 
 from kurspakke.services.access import LinkError, link_course
 from lti_tool.lti.errors import LtiRefusal
-from lti_tool.services import db, services
+from lti_tool.services import commit, db, read_launch_token, services, state_store
 from lti_tool.views.context import (
     TOKEN_FIELD,
     VIEW_TITLES,
@@ -30,7 +30,11 @@ def _resume() -> ResponseReturnValue | None:
     An address that carries a token is refused: tokens never travel in addresses, and one that does has been
     exposed."""
     if TOKEN_FIELD in request.args:
-        raise LtiRefusal("bad_request", detail="launch token in the address")
+        # Someone may have copied, shared or logged this address: the session it names ends here.
+        launch_id = read_launch_token(request.args.get(TOKEN_FIELD, ""))
+        if launch_id is not None and state_store().end_launch(launch_id):
+            commit()
+        raise LtiRefusal("launch_token_in_address", detail="launch token in the address")
     if request.method == "GET" and not launch_token_of_request():
         return render_template("resume.html")
     return None

@@ -30,12 +30,10 @@ from kurspakke.services.platforms import platform_instance as platform_instance_
 from lti_tool.i18n import pick_locale
 from lti_tool.i18n_marker import N_
 from lti_tool.lti.errors import LtiRefusal
-from lti_tool.lti.message_launch import CLAIM
+from lti_tool.lti.message_launch import AGS_CLAIM, CLAIM, DL_CLAIM, NRPS_CLAIM
 from lti_tool.services import db, make_launch_token, read_launch_token, services, state_store
 
-NRPS = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
-AGS = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
-DL_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
+DL_SETTINGS = DL_CLAIM + "deep_linking_settings"
 VIEW_TITLES = {
     "owner": N_("Course administration"),
     "mentor": N_("Mentor overview"),
@@ -90,7 +88,8 @@ class LaunchContext:
 
 
 def _object(value: Any) -> dict[str, Any]:
-    """A claim that should be a JSON object; anything else counts as absent (never an AttributeError)."""
+    """An optional claim that is a JSON object when present (message_launch's CLAIM_TYPES refuses any other type);
+    absent, it reads as empty."""
     return value if isinstance(value, dict) else {}
 
 
@@ -121,9 +120,6 @@ def _deep_linking_settings(value: Any, *, https_only: bool) -> dict[str, Any]:
     return_url = _http_url(settings.get("deep_link_return_url"), https_only=https_only)
     if return_url is None:
         raise LtiRefusal("claims_invalid", detail="deep_link_return_url")
-    accept_types = settings.get("accept_types")
-    if not isinstance(accept_types, list) or not all(isinstance(t, str) for t in accept_types):
-        raise LtiRefusal("claims_invalid", detail="accept_types")
     return {
         "deep_link_return_url": return_url,
         "data": settings.get("data") if isinstance(settings.get("data"), str) else None,
@@ -162,9 +158,10 @@ def start_launch(claims: dict[str, Any], registration: RegistrationInfo, *, nonc
     session = db()
     link = services().course_links.get(session, platform_instance, launcher.context_id)
     view = custom.get("kurspakke_view")
-    nrps = _object(claims.get(NRPS))
-    # No person id: later requests find the person by the identities this launch matched or recorded, so the
-    # launch can be recorded in the same statement that finds the person.
+    nrps = _object(claims.get(NRPS_CLAIM))
+    # No person id: later requests find the person by the sub this launch matched or recorded, so the launch can be
+    # recorded in the same statement that finds the person. No Canvas user id either: it is a hint for a first
+    # launch only, and nothing later reads it.
     data: dict[str, Any] = {
         "registration_id": registration.id,
         "issuer": registration.issuer,
@@ -176,13 +173,12 @@ def start_launch(claims: dict[str, Any], registration: RegistrationInfo, *, nonc
         "context_id": launcher.context_id,
         "context_title": _str(context.get("title")),
         "canvas_course_id": _canvas_id(custom.get("canvas_course_id")),
-        "canvas_user_id": launcher.canvas_user_id,
         "resource_link_id": _str(resource_link.get("id")),
         "roles": roles,
         "locale": pick_locale(_str(claims.get("locale")) or _str(presentation.get("locale"))),
         "view": view if view in VIEW_TITLES else None,
         "nrps_url": _http_url(nrps.get("context_memberships_url")),
-        "ags": claims.get(AGS) if isinstance(claims.get(AGS), dict) else None,
+        "ags": claims.get(AGS_CLAIM) if isinstance(claims.get(AGS_CLAIM), dict) else None,
         "deep_linking_settings": dl_settings,
         "launched_at": int(time.time()),
     }
@@ -275,7 +271,8 @@ def land(ctx: LaunchContext) -> str:
                 "link_course.html", ctx=ctx, programmes=sorted(services().programmes.values(), key=lambda p: p.title)
             )
         return render_template("not_set_up.html", ctx=ctx)
-    if ctx.data.get("message_type") == "LtiDeepLinkingRequest":  # only owners get here (start_launch)
+    if ctx.data.get("message_type") == "LtiDeepLinkingRequest":  # only owners' launches get here (start_launch)
+        require_owner(ctx)  # and only while their authority is fresh (a reload an hour on)
         return render_template("lti/deep_link_select.html", ctx=ctx)
     if not ctx.views:
         return render_template("unknown_user.html", ctx=ctx, programme=ctx.programme)

@@ -168,3 +168,25 @@ def test_one_link_only_when_the_platform_takes_one(driver, client, app, sim):
     assert two.status_code == 422
     one = client.post("/lti/deep-link", data={"lt": token, "view": "participant"}, base_url=TOOL)
     assert one.status_code == 200 and "deep_linking_response" in one.get_data(as_text=True)
+
+
+def test_an_hour_old_deep_linking_launch_signs_nothing(driver, client, app, sim, db_session):
+    """Owner authority lasts an hour after the launch: a deep-linking page left open longer cannot sign links,
+    nor show the selection again on a reload, even for an owner who also holds a programme role."""
+    from kurspakke.models import LaunchRecord, ProgrammeRoleKind
+    from tests.functional.lti_tool.test_launch_roles import age_launches
+    from tests.support.factories import person_for
+    from tests.support.lti import open_page
+
+    with transaction(app.extensions["kurspakke"].session_factory) as s:
+        link_sim_course(s, sim)
+        person_for(s, sim, "kurseier", ProgrammeRoleKind.MENTOR)
+    page = driver.launch("kurseier", message_type="LtiDeepLinkingRequest")
+    token = launch_token(page.get_data(as_text=True))
+    age_launches(app, 3601)
+    resp = client.post("/lti/deep-link", data={"lt": token, "view": "participant"}, base_url=TOOL)
+    assert resp.status_code == 401 and "deep_linking_response" not in resp.get_data(as_text=True)
+    assert not db_session.scalars(select(LaunchRecord)).one().id.startswith("ended-")  # nothing was signed
+    reload = open_page(client, "/app/", token)
+    assert reload.status_code == 401 and "Legg til lenker" not in reload.get_data(as_text=True)
+    assert sim.deep_link_responses == []

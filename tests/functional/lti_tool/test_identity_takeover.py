@@ -210,11 +210,16 @@ def test_without_provisioning_only_the_one_canvas_the_programme_is_linked_on_tie
     assert h1(driver.launch("mentor")) == "Mentoroversikt"  # the one linked Canvas: tied by e-mail
     assert [kind for kind, _ in identities(db_session, mentor)] == ["lti_sub"]
     ingrid = sim.user("lisensadministrator")
+    home = (sim.config.client_id, sim.config.deployment_id, sim.config.platform_guid, sim.config.context_id)
     become_another_institution(app, sim)
     link_own_course_as_owner(driver, client, sim)
     attacker = sim.user("deltaker")
     attacker.email = ingrid.email
     assert h1(driver.launch("deltaker")) == "Vi fant ingen lisens for deg"
+    assert identities(db_session, admin) == []
+    # Now that two Canvases have linked the programme, the first one no longer ties by e-mail either.
+    sim.config.client_id, sim.config.deployment_id, sim.config.platform_guid, sim.config.context_id = home
+    assert h1(driver.launch("lisensadministrator")) == "Vi fant ingen lisens for deg"
     assert identities(db_session, admin) == []
 
 
@@ -229,17 +234,38 @@ def test_an_email_shared_by_several_people_matches_no_one(driver, app, sim, db_s
     assert [identities(db_session, person_id) for person_id in ids] == [[], []]
 
 
-def test_an_email_does_not_tie_a_person_provisioned_with_another_account(driver, app, sim, db_session):
+@pytest.mark.parametrize("custom", [None, "$Canvas.user.id", ""], ids=["its-own-id", "unsubstituted", "blanked"])
+def test_an_email_does_not_tie_a_person_provisioned_with_another_account(driver, app, sim, db_session, custom):
     """Kari was provisioned with Canvas account 101 on this Canvas. Another account of this Canvas (id 555) with
-    her e-mail is a different account: not tied to her."""
+    her e-mail is a different account: not tied to her — also when the link carries no usable Canvas user id (a
+    teacher blanked it, or the platform did not substitute it)."""
     with transaction(factory(app)) as s:
         link_sim_course(s, sim)
         kari_id = person_for(s, sim, "deltaker", ProgrammeRoleKind.PARTICIPANT).id
     provision_org_into_this_canvas(app, sim)
     other = sim.user("deltaker")
     other.sub, other.canvas_user_id = "another-account-of-kari", 555
-    assert h1(driver.launch("deltaker")) == "Vi fant ingen lisens for deg"
+    kwargs = {} if custom is None else {"custom": {"canvas_user_id": custom}}
+    assert h1(driver.launch("deltaker", **kwargs)) == "Vi fant ingen lisens for deg"
     assert identities(db_session, kari_id) == [("canvas_user_id", "101")]
+
+
+def test_a_canvas_user_id_of_someone_with_another_sub_opens_nobody_else_either(driver, app, sim, db_session):
+    """Kari has launched (her sub is recorded). A launch from another account carries her Canvas user id and the
+    e-mail of Ola, who has never launched: a launch that points at someone else's account is suspect and opens
+    nothing — not Kari's views, and not Ola's by his e-mail."""
+    with transaction(factory(app)) as s:
+        link_sim_course(s, sim)
+        kari_id = person_for(s, sim, "deltaker", ProgrammeRoleKind.PARTICIPANT).id
+        ola_id = person_for(s, sim, "mentor", ProgrammeRoleKind.MENTOR, with_canvas_id=False).id
+    assert h1(driver.launch("deltaker")) == "Min fremdrift"
+    kari = sim.user("deltaker")
+    stranger = sim.user("lisensadministrator")
+    stranger.email = sim.user("mentor").email
+    resp = driver.launch("lisensadministrator", custom={"canvas_user_id": str(kari.canvas_user_id)})
+    assert h1(resp) == "Vi fant ingen lisens for deg"
+    assert identities(db_session, ola_id) == []
+    assert identities(db_session, kari_id) == [("canvas_user_id", str(kari.canvas_user_id)), ("lti_sub", kari.sub)]
 
 
 def test_a_canvas_user_id_recorded_on_another_canvas_is_no_hint_here(driver, client, app, sim, db_session):

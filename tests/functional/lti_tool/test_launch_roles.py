@@ -101,13 +101,16 @@ def test_a_reload_without_a_token_gets_the_page_that_posts_the_frames_token(driv
     assert body.find(attrs={"role": "alert"}) is not None  # what the script shows when the frame has no token
 
 
-def test_a_token_in_the_address_is_refused(driver, linked, client):
-    """Tokens never travel in addresses; an address that carries one has been exposed (copied, logged)."""
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_token_in_the_address_is_refused_and_its_session_ended(driver, linked, client, method):
+    """Tokens never travel in addresses; an address that carries one has been exposed (copied into a chat, logged
+    by a proxy), so it opens nothing and the session it names ends."""
     token = launch_token(driver.launch("deltaker").get_data(as_text=True))
-    for method in (client.get, client.post):
-        resp = method("/app/participant", query_string={"lt": token}, data={"lt": token})
-        assert resp.status_code == 400
-        assert "Kari Nordmann" not in resp.get_data(as_text=True)
+    resp = client.open("/app/participant", method=method, query_string={"lt": token}, data={"lt": token})
+    assert resp.status_code == 400
+    assert "Kari Nordmann" not in resp.get_data(as_text=True)
+    assert "inneholdt innloggingen din" in resp.get_data(as_text=True)
+    assert open_page(client, "/app/participant", token).status_code == 401
 
 
 def test_no_page_puts_the_token_in_an_address(driver, linked, app, sim, client):

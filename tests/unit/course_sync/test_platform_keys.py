@@ -380,6 +380,12 @@ class ObservedLock:
     def __exit__(self, *exc: object) -> None:
         self._lock.release()
 
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+
 
 class BlockingPlatform(Platform):
     """A platform whose first fetch of ``slow_url`` hangs until ``release`` is set."""
@@ -471,3 +477,63 @@ def test_threads_waiting_on_a_failed_fetch_get_its_error_without_fetching_again(
         assert isinstance(outcome[0], PlatformKeyError) and not isinstance(outcome[0], UnknownKid)
         assert "the platform is down" in str(outcome[0])
     assert waited, "the second thread never waited for the first one's fetch"
+
+
+class FlakyPlatform(Platform):
+    """A platform whose key-set host can be switched off (answers an error) or made to hang."""
+
+    def __init__(self, *kids: str) -> None:
+        super().__init__(*kids)
+        self.down = False
+        self.hang = threading.Event()
+        self.hanging = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, url: str, timeout: float) -> dict:
+        if self.hang.is_set():
+            self.hanging.set()
+            self.release.wait(5)
+        if self.down:
+            self.calls += 1
+            raise PlatformKeyError("cannot fetch key set: HTTP 503")
+        return super().__call__(url, timeout)
+
+
+def test_a_known_key_survives_a_failed_periodic_refresh():
+    """An hour on, the key set is refreshed; when the platform's key-set host is down at that moment, the key
+    the platform published stays usable (before, that launch was refused)."""
+    platform = FlakyPlatform("a")
+    cache = JWKSCache(fetcher=platform, ttl_seconds=0.05, min_refetch_seconds=0)
+    key = cache.get_key("https://p/jwks", "a")
+    time.sleep(0.06)
+    platform.down = True
+    assert cache.get_key("https://p/jwks", "a") is key
+    assert platform.calls == 2  # it did try to refresh
+
+
+def test_a_withdrawn_key_is_refused_after_the_periodic_refresh():
+    platform = Platform("a", "b")
+    cache = JWKSCache(fetcher=platform, ttl_seconds=0.05, min_refetch_seconds=0)
+    cache.get_key("https://p/jwks", "a")
+    platform.keys = [k for k in platform.keys if k["kid"] != "a"]
+    time.sleep(0.06)
+    with pytest.raises(UnknownKid):
+        cache.get_key("https://p/jwks", "a")
+    assert cache.get_key("https://p/jwks", "b") is not None
+
+
+def test_a_known_key_does_not_wait_for_another_threads_periodic_refresh():
+    platform = FlakyPlatform("a")
+    cache = JWKSCache(fetcher=platform, ttl_seconds=0.05, min_refetch_seconds=0)
+    key = cache.get_key("https://p/jwks", "a")
+    time.sleep(0.06)
+    platform.hang.set()
+    refreshing, _ = in_thread(lambda: cache.get_key("https://p/jwks", "a"))
+    try:
+        assert platform.hanging.wait(2)
+        started = time.monotonic()
+        assert cache.get_key("https://p/jwks", "a") is key
+        assert time.monotonic() - started < 0.5
+    finally:
+        platform.release.set()
+        refreshing.join(6)

@@ -197,3 +197,19 @@ def test_a_cached_link_that_was_unlinked_never_names_the_next_courses_list(sessi
     assert [(r.course_link_id, r.sub, r.name, r.launches) for r in rows] == [(course_b.id, "b-person", "B", 1)]
     assert unlicensed_users(session, stale) == []
     assert [u.sub for u in unlicensed_users(session, CourseLinkCache(3600).get(session, "i", "B"))] == ["b-person"]
+
+
+def test_emails_are_stored_lower_cased_so_they_compare_on_their_index(session):
+    from kurspakke.models import IdentityKind, Person, PersonIdentity
+
+    kari = Person(name="Kari", email="  Kari.Nordmann@Example.NO ")
+    session.add(kari)
+    session.flush()
+    identity = PersonIdentity(
+        person_id=kari.id, kind=IdentityKind.CANVAS_USER_ID, scope="i", value="1", email="K.N@Kommune.NO"
+    )
+    session.add(identity)
+    session.flush()
+    session.expire_all()
+    assert session.scalar(select(Person.email)) == "kari.nordmann@example.no"
+    assert session.scalar(select(PersonIdentity.email)) == "k.n@kommune.no"
