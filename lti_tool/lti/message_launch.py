@@ -5,9 +5,9 @@ stored before its signature is verified with a key parsed once (JWKS cached per 
 60 s leeway; the nonce is consumed atomically so a replay fails even when raced; target_link_uri must be ours and
 the one the login was for.
 
-A hostile token gets a 4xx, never a 500: header and body are parsed only after their JSON nesting depth is checked
-(MAX_JSON_DEPTH), every claim the tool or the library reads has its JSON type checked (CLAIM_TYPES) before any
-validator sees it, and whatever a library validator raises is a refusal.
+A hostile token gets a 4xx, never a 500: header and body deeper than MAX_JSON_DEPTH are refused (as is whatever the
+JSON parser refuses, RecursionError included), every claim the tool or the library reads has its JSON type checked
+(CLAIM_TYPES) before any validator sees it, and whatever a library validator raises is a refusal.
 """
 
 from __future__ import annotations
@@ -46,10 +46,9 @@ SUPPORTED_MESSAGE_TYPES = {"LtiResourceLinkRequest", "LtiDeepLinkingRequest"}
 _B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "nonce"]
 # A launch nests three or four levels deep (body → claim → object → list; Canvas's lti1p1 claim has an object in an
-# object); 32 leaves extensions room. Python's json recurses once per level, so the depth is checked on the text
-# before parsing: a header of 20,000 "[" would otherwise be a RecursionError (a 500).
+# object); 32 leaves extensions room. Deeper than Python's recursion limit, json.loads raises RecursionError (a
+# header of 20,000 "[" was a 500): that is a refusal too, and whatever parses is walked iteratively for its depth.
 MAX_JSON_DEPTH = 32
-_JSON_SYNTAX = re.compile(r'["\\\[\]{}]')
 # Nothing a launch stores may hold NUL (PostgreSQL text and jsonb refuse it) or a lone surrogate (not UTF-8).
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -189,29 +188,18 @@ class _DatabaseToolConf(ToolConfAbstract[ParamsRequest]):
         return deployment_id if deployment_id in self._reg.deployment_ids else None
 
 
-def _check_nesting(text: str) -> None:
-    """Refuse JSON text nested deeper than MAX_JSON_DEPTH, without parsing it. Linear in the text (no regex that
-    could backtrack over an unclosed string); brackets inside strings do not count."""
-    depth = 0
-    in_string = False
-    escaped_at = -1
-    for match in _JSON_SYNTAX.finditer(text):
-        char, at = match.group(), match.start()
-        if in_string:
-            if at == escaped_at:
-                continue  # the character after a backslash
-            if char == "\\":
-                escaped_at = at + 1
-            elif char == '"':
-                in_string = False
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            if depth > MAX_JSON_DEPTH:
-                raise LtiRefusal("token_malformed", detail=f"JSON nested deeper than {MAX_JSON_DEPTH}")
-        elif char in "]}":
-            depth -= 1
+def _check_nesting(value: Any) -> None:
+    """Refuse parsed JSON nested deeper than MAX_JSON_DEPTH (iterative: a deep value cannot exhaust the stack here;
+    deeper than Python's recursion limit, json.loads itself refuses it with RecursionError)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise LtiRefusal("token_malformed", detail=f"JSON nested deeper than {MAX_JSON_DEPTH}")
+        stack.extend((child, depth + 1) for child in children)
 
 
 def _no_constant(name: str) -> Any:
@@ -233,11 +221,14 @@ def _b64url_json(part: str) -> Any:
         text = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode("utf-8")
     except (binascii.Error, ValueError) as exc:
         raise LtiRefusal("token_malformed", detail="undecodable part") from exc
-    _check_nesting(text)
     try:
-        return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
-    except (ValueError, RecursionError) as exc:
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+    except RecursionError as exc:  # the C parser's own guard, far deeper than MAX_JSON_DEPTH
+        raise LtiRefusal("token_malformed", detail=f"JSON nested deeper than {MAX_JSON_DEPTH}") from exc
+    except ValueError as exc:
         raise LtiRefusal("token_malformed", detail="not JSON") from exc
+    _check_nesting(value)
+    return value
 
 
 def _type_error(body: Mapping[str, Any]) -> str | None:
