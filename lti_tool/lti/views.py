@@ -68,10 +68,14 @@ def login() -> ResponseReturnValue:
     return response
 
 
-def _login_cookie(max_age: int) -> dict[str, Any]:
+def _login_cookie(max_age: int | None) -> dict[str, Any]:
     """The attributes of the login's cookies: sent back on the platform's cross-site POST to /lti/launch
-    (Secure, SameSite=None), kept in the platform's partition of the browser's cookie jar (Partitioned)."""
-    return {"max_age": max_age, "path": "/lti/", "secure": True, "samesite": "None", "partitioned": True}
+    (Secure, SameSite=None), kept in the platform's partition of the browser's cookie jar (Partitioned). Without a
+    max_age: the attributes that name the cookie for deleting it."""
+    attributes: dict[str, Any] = {"path": "/lti/", "secure": True, "samesite": "None", "partitioned": True}
+    if max_age is not None:
+        attributes["max_age"] = max_age
+    return attributes
 
 
 def state_signer() -> StateSigner:
@@ -143,7 +147,7 @@ def launch() -> ResponseReturnValue:
             "key": binding_name(binding),
         }
     response = make_response(land(ctx))
-    response.delete_cookie(binding_name(binding), path="/lti/", secure=True, samesite="None", partitioned=True)
+    response.delete_cookie(binding_name(binding), **_login_cookie(None))
     return response
 
 

@@ -4,14 +4,13 @@ page: which frame it talks to, with which target origin, what it stores, what it
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import IN_CI
+from tests.unit.canvas_sim.test_canvas_sim_storage_js import node as node_binary
 
 JS = Path(__file__).resolve().parents[3] / "lti_tool" / "static" / "js" / "platform_storage.js"
 PLATFORM = "https://sso.canvaslms.example"
@@ -139,15 +138,6 @@ const globals = {
   process.stdout.write(JSON.stringify(out));
 })();
 """
-
-
-def node_binary() -> str:
-    node = shutil.which("node")
-    if node is None:
-        if IN_CI:
-            pytest.fail("node is not installed (make test installs it)")
-        pytest.skip("node is not installed")
-    return node
 
 
 KEY = "kp_state_" + "b" * 32
