@@ -11,11 +11,14 @@ from canvas_sim import services
 from canvas_sim.config import SimConfig, origin_of
 from canvas_sim.errors import SimAuthError
 from canvas_sim.platform import SimPlatform
+from canvas_sim.rest import CanvasRest, register_rest
 
 EXTENSION_KEY = "canvas_sim"
 
 
-def create_sim_app(config: SimConfig | None = None, platform: SimPlatform | None = None) -> Flask:
+def create_sim_app(
+    config: SimConfig | None = None, platform: SimPlatform | None = None, rest: CanvasRest | None = None
+) -> Flask:
     if platform is None:
         platform = SimPlatform(config or SimConfig())
     elif config is not None and config is not platform.config:
@@ -26,6 +29,7 @@ def create_sim_app(config: SimConfig | None = None, platform: SimPlatform | None
     _register_oauth(app, platform)
     _register_services(app, platform)
     _register_headers(app, platform)
+    register_rest(app, platform.config, rest)
     return app
 
 

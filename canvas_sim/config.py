@@ -45,6 +45,19 @@ class SimConfig:
     storage_answers: bool = True
     locale: str = "nb"
     token_ttl_seconds: int = 300
+    # REST half (canvas_sim.rest): API tokens it accepts, its root account, throttle and default service time.
+    rest_api_tokens: tuple[str, ...] = ("sim-canvas-api-token",)
+    rest_account_id: int = 1
+    rest_account_name: str = "Simulert Canvas"
+    # Authentication providers logins may name (id → auth_type), e.g. {2: "saml"} for Feide.
+    rest_auth_providers: dict[int, str] = field(default_factory=dict)
+    rest_latency: float = 0.0  # seconds of simulated service time per request (also its X-Request-Cost)
+    rest_throttle_enabled: bool = True
+    rest_throttle_high_water: float = 700.0
+    rest_throttle_leak_rate: float = 10.0
+    rest_throttle_up_front: float = 50.0
+    rest_throttle_status: int = 403  # 403 "Rate Limit Exceeded" as Canvas long did, or 429
+    rest_seed: int = 0  # seeds fault injection with rate < 1
 
     @property
     def effective_issuer(self) -> str:
