@@ -1,5 +1,7 @@
 """The domain's tables. Import from here; Alembic's env.py reads ``Base.metadata``."""
 
+# Domain packages with their own models.py are re-exported here so Alembic sees every table.
+from kurspakke.licences.models import AuditEntry, Order, OrderSource, OrderStatus, Seat, SeatPool
 from kurspakke.models.base import Base, utcnow
 from kurspakke.models.lti import (
     CanvasInstance,
@@ -13,6 +15,7 @@ from kurspakke.models.people import (
     CourseLink,
     IdentityKind,
     Organisation,
+    OrganisationKind,
     Person,
     PersonIdentity,
     ProgrammeRole,
@@ -21,6 +24,7 @@ from kurspakke.models.people import (
 )
 
 __all__ = [
+    "AuditEntry",
     "Base",
     "CanvasInstance",
     "CourseLink",
@@ -28,12 +32,18 @@ __all__ = [
     "ExpiringValue",
     "IdentityKind",
     "LaunchRecord",
+    "Order",
+    "OrderSource",
+    "OrderStatus",
     "Organisation",
+    "OrganisationKind",
     "Person",
     "PersonIdentity",
     "ProgrammeRole",
     "ProgrammeRoleKind",
     "Registration",
+    "Seat",
+    "SeatPool",
     "ToolKey",
     "UnlicensedLaunch",
     "utcnow",

@@ -24,6 +24,13 @@ class IdentityKind(enum.StrEnum):
     LTI_SUB = "lti_sub"  # scope: the issuer; recorded by the launch that matched the person
 
 
+class OrganisationKind(enum.StrEnum):
+    KOMMUNE = "kommune"
+    BYDEL = "bydel"
+    HELSEFORETAK = "helseforetak"
+    OTHER = "other"
+
+
 class Organisation(Base):
     __tablename__ = "organisation"
 
@@ -35,7 +42,18 @@ class Organisation(Base):
     canvas_instance_id: Mapped[int | None] = mapped_column(
         ForeignKey("canvas_instance.id", ondelete="SET NULL"), default=None
     )
+    kind: Mapped[OrganisationKind] = mapped_column(
+        Enum(OrganisationKind, native_enum=False, length=32),
+        default=OrganisationKind.OTHER,
+        server_default=OrganisationKind.OTHER.name,
+    )
+    # A network area (læringsnettverk) the organisation belongs to, itself an organisation.
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisation.id", ondelete="SET NULL"), default=None, index=True
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    parent: Mapped[Organisation | None] = relationship(remote_side=[id])
 
 
 class Person(Base):

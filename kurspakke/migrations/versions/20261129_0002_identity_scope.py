@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from kurspakke.migrations.rebuild import keeping_programme_roles
+
 revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
@@ -20,7 +22,7 @@ def upgrade() -> None:
     with op.batch_alter_table("canvas_instance", schema=None) as batch_op:
         batch_op.add_column(sa.Column("platform_instance", sa.String(length=255), nullable=True))
         batch_op.create_unique_constraint(batch_op.f("uq_canvas_instance_platform_instance"), ["platform_instance"])
-    with op.batch_alter_table("organisation", schema=None) as batch_op:
+    with keeping_programme_roles(), op.batch_alter_table("organisation", schema=None) as batch_op:
         batch_op.add_column(sa.Column("canvas_instance_id", sa.Integer(), nullable=True))
         batch_op.create_foreign_key(
             batch_op.f("fk_organisation_canvas_instance_id_canvas_instance"),
@@ -62,7 +64,7 @@ def downgrade() -> None:
     with op.batch_alter_table("person_identity", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_person_identity_email"))
         batch_op.drop_column("email")
-    with op.batch_alter_table("organisation", schema=None) as batch_op:
+    with keeping_programme_roles(), op.batch_alter_table("organisation", schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f("fk_organisation_canvas_instance_id_canvas_instance"), type_="foreignkey")
         batch_op.drop_column("canvas_instance_id")
     with op.batch_alter_table("canvas_instance", schema=None) as batch_op:

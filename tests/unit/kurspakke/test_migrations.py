@@ -57,6 +57,18 @@ def test_0002_drops_what_the_old_rules_let_launches_record(engine):
             )
             conn.execute(
                 text(
+                    "INSERT INTO organisation (id, name, orgnr, created_at) "
+                    "VALUES (1, 'Oslo kommune', '958935420', CURRENT_TIMESTAMP)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO programme_role (person_id, programme_id, organisation_id, role, created_at) "
+                    "VALUES (2, 'p', 1, 'LICENCE_ADMIN', CURRENT_TIMESTAMP)"
+                )
+            )
+            conn.execute(
+                text(
                     "INSERT INTO person_identity (person_id, kind, scope, value) VALUES "
                     "(1, 'LTI_SUB', 'iss', 'kari'), (1, 'CANVAS_USER_ID', 'iss|g', '101'), "
                     "(2, 'LTI_SUB', 'iss', 'ingrid'), (2, 'LTI_SUB', 'iss', 'attacker'), "
@@ -73,3 +85,5 @@ def test_0002_drops_what_the_old_rules_let_launches_record(engine):
         (2, "LTI_SUB", "other-iss", "ingrid-elsewhere"),
     ]
     assert emails == ["kari.nordmann@example.no", "ingrid@example.no"]
+    with engine.connect() as conn:  # what the migrations rebuild on SQLite keeps its dependants (no cascade)
+        assert conn.execute(text("SELECT person_id, organisation_id FROM programme_role")).all() == [(2, 1)]

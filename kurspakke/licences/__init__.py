@@ -1,0 +1,7 @@
+"""Licences: orders, seat pools, seats and their audit log.
+
+``kurspakke.models`` is imported first: it re-exports this package's models so Alembic sees every table, and
+loading it first keeps the import order one way whichever module a caller imports.
+"""
+
+import kurspakke.models  # noqa: F401  (see above)

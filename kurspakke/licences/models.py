@@ -1,0 +1,137 @@
+"""Orders, seat pools, seats and the audit log of every change to them."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, CheckConstraint, Enum, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from kurspakke.models.base import Base, utcnow
+from kurspakke.models.people import Organisation, Person
+
+
+class OrderSource(enum.StrEnum):
+    FORM = "form"  # the order form a municipality fills in
+    MANUAL = "manual"  # entered by the course owner
+    WEBHOOK = "webhook"  # an external shop's signed purchase
+
+
+class OrderStatus(enum.StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+    CREDITED = "credited"
+
+
+class Order(Base):
+    """Seats bought by an organisation. Prices and totals are copied in at creation and never recomputed, so a later
+    change of the programme file's price or VAT rate does not change what was sold."""
+
+    __tablename__ = "licence_order"
+    __table_args__ = (
+        # NULLs are distinct on SQLite and PostgreSQL: form and manual orders need no external id.
+        UniqueConstraint("source", "external_id"),
+        CheckConstraint("quantity >= 1 AND quantity <= 10000", name="quantity_range"),
+        CheckConstraint("net_ore + vat_ore = total_ore", name="total_adds_up"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id", ondelete="RESTRICT"), index=True)
+    programme_id: Mapped[str] = mapped_column(String(64))
+    quantity: Mapped[int]
+    unit_price_ore: Mapped[int]
+    vat_rate_percent: Mapped[int]
+    net_ore: Mapped[int]
+    vat_ore: Mapped[int]
+    total_ore: Mapped[int]
+    invoice_reference: Mapped[str] = mapped_column(String(255), default="")
+    source: Mapped[OrderSource] = mapped_column(Enum(OrderSource, native_enum=False, length=32))
+    external_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    contact_name: Mapped[str] = mapped_column(String(255), default="")
+    contact_email: Mapped[str] = mapped_column(String(320), default="")
+    status: Mapped[OrderStatus] = mapped_column(
+        Enum(OrderStatus, native_enum=False, length=32), default=OrderStatus.PENDING
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    confirmed_at: Mapped[datetime | None] = mapped_column(default=None)
+    cancelled_at: Mapped[datetime | None] = mapped_column(default=None)
+    credited_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    organisation: Mapped[Organisation] = relationship()
+
+
+class SeatPool(Base):
+    """The seats of one organisation in one programme. Its row is what concurrent assignments lock, and its CHECK
+    keeps ``assigned <= bought`` even if a code path ever forgot the lock."""
+
+    __tablename__ = "seat_pool"
+    __table_args__ = (
+        UniqueConstraint("organisation_id", "programme_id"),
+        CheckConstraint("assigned >= 0 AND assigned <= bought", name="not_oversold"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id", ondelete="RESTRICT"))
+    programme_id: Mapped[str] = mapped_column(String(64))
+    # Seats of confirmed orders that are neither cancelled nor credited.
+    bought: Mapped[int] = mapped_column(default=0)
+    # Seats taken: assigned and not returned (a seat revoked after its holder started stays taken).
+    assigned: Mapped[int] = mapped_column(default=0)
+
+    @property
+    def free(self) -> int:
+        return self.bought - self.assigned
+
+
+class Seat(Base):
+    """One assigned seat. A person holds at most one unrevoked seat per pool (partial unique index)."""
+
+    __tablename__ = "seat"
+    __table_args__ = (
+        Index(
+            "uq_seat_one_active_per_person",
+            "organisation_id",
+            "programme_id",
+            "person_id",
+            unique=True,
+            sqlite_where=text("revoked_at IS NULL"),
+            postgresql_where=text("revoked_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id", ondelete="RESTRICT"), index=True)
+    programme_id: Mapped[str] = mapped_column(String(64))
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="RESTRICT"), index=True)
+    # Where the person works, e.g. sykehjem, hjemmetjeneste; municipalities report training per workplace.
+    workplace: Mapped[str] = mapped_column(String(255), default="")
+    assigned_at: Mapped[datetime] = mapped_column(default=utcnow)
+    valid_until: Mapped[datetime]
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Set when the seat went back to the pool: a revocation before the person started. None while it is taken.
+    returned_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    person: Mapped[Person] = relationship()
+    organisation: Mapped[Organisation] = relationship()
+
+
+class AuditEntry(Base):
+    """Who changed what, when, with the entity's state before and after (JSON; None where it did not exist)."""
+
+    __tablename__ = "audit_entry"
+    __table_args__ = (Index("ix_audit_entry_entity", "entity_type", "entity_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    actor: Mapped[str] = mapped_column(String(255))
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    entity_type: Mapped[str] = mapped_column(String(64))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+
+
+__all__ = ["AuditEntry", "Order", "OrderSource", "OrderStatus", "Seat", "SeatPool"]

@@ -1,0 +1,436 @@
+"""Orders, seat pools and seats. Plain functions over a session: they flush, the caller commits (or rolls back on
+an exception). Every change writes one AuditEntry in the same transaction. A refusal raises before anything is
+written.
+
+Never overselling: every change of a pool's counts runs after ``SELECT … FOR UPDATE`` on the pool row
+(PostgreSQL), so concurrent assignments to one pool queue there and each counts what the previous one committed.
+SQLite has no row locks; its write transactions start with BEGIN IMMEDIATE (kurspakke.db), which serialises them
+the same way. The pool's CHECK (assigned <= bought) refuses an oversold row even if a path forgot the lock.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from kurspakke.licences.models import AuditEntry, Order, OrderSource, OrderStatus, Seat, SeatPool
+from kurspakke.models import Organisation, Person, utcnow
+from kurspakke.programmes import Programme
+
+MIN_QUANTITY = 1
+MAX_QUANTITY = 10_000
+SEAT_VALID_MONTHS = 12  # DESIGN.md §2: a seat is valid 12 months from assignment unless the programme says otherwise
+MAX_TEXT = 255
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class LicenceError(Exception):
+    """A refused licence operation. ``key`` names the message in the translation catalogue; ``params`` fill it."""
+
+    def __init__(self, key: str, **params: Any) -> None:
+        super().__init__(key, params)
+        self.key = key
+        self.params = params
+
+
+class InvalidOrder(LicenceError):
+    """The order's input is not acceptable (quantity, source, external id, contact)."""
+
+
+class OrderStateError(LicenceError):
+    """The order is not in a status that allows this step (e.g. confirming a confirmed order)."""
+
+
+class SeatsInUse(LicenceError):
+    """Cancelling or crediting would take away seats that are assigned; params: requested, free, in_use."""
+
+
+class NoFreeSeats(LicenceError):
+    """The pool has no free seat ("ingen ledige lisenser")."""
+
+
+class AlreadyAssigned(LicenceError):
+    """The person already holds an active seat in this pool."""
+
+
+class SeatStateError(LicenceError):
+    """The seat is already revoked."""
+
+
+# --- money -------------------------------------------------------------------------------------------------------
+
+
+def order_totals(quantity: int, unit_price_ore: int, vat_rate_percent: int) -> tuple[int, int, int]:
+    """(net, vat, total) in øre. VAT is computed on the net total and rounded half up to a whole øre."""
+    net = quantity * unit_price_ore
+    vat = (net * vat_rate_percent * 2 + 100) // 200  # half up, in integers: no float ever touches money
+    return net, vat, net + vat
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """The same day and time ``months`` later; the month's last day when it is shorter (31 Jan + 1 = 28/29 Feb)."""
+    index = moment.month - 1 + months
+    year, month = moment.year + index // 12, index % 12 + 1
+    return moment.replace(year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1]))
+
+
+# --- audit -------------------------------------------------------------------------------------------------------
+
+
+def _order_state(order: Order) -> dict[str, Any]:
+    return {
+        "organisation_id": order.organisation_id,
+        "programme_id": order.programme_id,
+        "quantity": order.quantity,
+        "unit_price_ore": order.unit_price_ore,
+        "vat_rate_percent": order.vat_rate_percent,
+        "net_ore": order.net_ore,
+        "vat_ore": order.vat_ore,
+        "total_ore": order.total_ore,
+        "invoice_reference": order.invoice_reference,
+        "source": order.source.value,
+        "external_id": order.external_id,
+        "contact_name": order.contact_name,
+        "contact_email": order.contact_email,
+        "status": order.status.value,
+    }
+
+
+def _seat_state(seat: Seat) -> dict[str, Any]:
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "organisation_id": seat.organisation_id,
+        "programme_id": seat.programme_id,
+        "person_id": seat.person_id,
+        "workplace": seat.workplace,
+        "assigned_at": iso(seat.assigned_at),
+        "valid_until": iso(seat.valid_until),
+        "revoked_at": iso(seat.revoked_at),
+        "returned_at": iso(seat.returned_at),
+    }
+
+
+def _audit(
+    session: Session,
+    *,
+    actor: str,
+    action: str,
+    entity_type: str,
+    entity_id: int,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    session.add(
+        AuditEntry(
+            actor=actor[:MAX_TEXT],
+            action=action,
+            entity_type=entity_type,
+            entity_id=str(entity_id),
+            before=before,
+            after=after,
+        )
+    )
+
+
+# --- pools -------------------------------------------------------------------------------------------------------
+
+
+def _locked_pool(session: Session, organisation_id: int, programme_id: str, *, create: bool) -> SeatPool | None:
+    """The pool row, locked for this transaction (FOR UPDATE); created first when ``create`` (an insert that does
+    nothing on conflict, so two first confirmations of one pool cannot collide)."""
+    if create:
+        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        session.execute(
+            insert(SeatPool)
+            .values(organisation_id=organisation_id, programme_id=programme_id, bought=0, assigned=0)
+            .on_conflict_do_nothing(index_elements=["organisation_id", "programme_id"])
+        )
+    return session.scalars(
+        select(SeatPool)
+        .where(SeatPool.organisation_id == organisation_id, SeatPool.programme_id == programme_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+
+
+def seat_pool(session: Session, organisation: Organisation, programme_id: str) -> SeatPool | None:
+    """The pool as committed (no lock), for display; None when nothing was ever confirmed."""
+    return session.scalars(
+        select(SeatPool).where(SeatPool.organisation_id == organisation.id, SeatPool.programme_id == programme_id)
+    ).one_or_none()
+
+
+def _locked_order(session: Session, order: Order) -> Order:
+    return session.scalars(
+        select(Order).where(Order.id == order.id).with_for_update().execution_options(populate_existing=True)
+    ).one()
+
+
+# --- orders ------------------------------------------------------------------------------------------------------
+
+
+def create_order(
+    session: Session,
+    *,
+    organisation: Organisation,
+    programme: Programme,
+    quantity: int,
+    source: OrderSource,
+    actor: str,
+    invoice_reference: str = "",
+    external_id: str | None = None,
+    contact_name: str = "",
+    contact_email: str = "",
+) -> Order:
+    """A pending order at the programme's price and VAT rate, totals computed once and stored.
+
+    Raises InvalidOrder with key quantity_out_of_range, source_unknown, external_id_required (webhook orders),
+    external_id_taken, text_too_long or contact_email_invalid. Nothing is written when it raises.
+    """
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or not MIN_QUANTITY <= quantity <= MAX_QUANTITY:
+        raise InvalidOrder("quantity_out_of_range", minimum=MIN_QUANTITY, maximum=MAX_QUANTITY)
+    if not isinstance(source, OrderSource):
+        raise InvalidOrder("source_unknown")
+    external_id = external_id.strip() if external_id else None
+    if source is OrderSource.WEBHOOK and not external_id:
+        raise InvalidOrder("external_id_required")
+    invoice_reference, contact_name, contact_email = (
+        invoice_reference.strip(),
+        contact_name.strip(),
+        contact_email.strip().lower(),
+    )
+    for value in (invoice_reference, contact_name, external_id or ""):
+        if len(value) > MAX_TEXT:
+            raise InvalidOrder("text_too_long", maximum=MAX_TEXT)
+    if contact_email and (len(contact_email) > 320 or not _EMAIL.match(contact_email)):
+        raise InvalidOrder("contact_email_invalid")
+    if external_id is not None:
+        taken = session.scalar(select(Order.id).where(Order.source == source, Order.external_id == external_id))
+        if taken is not None:
+            raise InvalidOrder("external_id_taken", order_id=taken)
+    net, vat, total = order_totals(quantity, programme.price_per_licence_ore, programme.vat_rate_percent)
+    order = Order(
+        organisation_id=organisation.id,
+        programme_id=programme.id,
+        quantity=quantity,
+        unit_price_ore=programme.price_per_licence_ore,
+        vat_rate_percent=programme.vat_rate_percent,
+        net_ore=net,
+        vat_ore=vat,
+        total_ore=total,
+        invoice_reference=invoice_reference,
+        source=source,
+        external_id=external_id,
+        contact_name=contact_name,
+        contact_email=contact_email,
+        status=OrderStatus.PENDING,
+    )
+    session.add(order)
+    session.flush()
+    _audit(
+        session,
+        actor=actor,
+        action="order.create",
+        entity_type="order",
+        entity_id=order.id,
+        before=None,
+        after=_order_state(order),
+    )
+    session.flush()
+    return order
+
+
+def confirm_order(session: Session, order: Order, *, actor: str) -> Order:
+    """Confirm a pending order: its quantity joins the organisation's pool for the programme.
+
+    Raises OrderStateError("order_not_pending", status=...) for an order that is not pending (so confirming twice,
+    also concurrently, adds the seats once). Nothing is written when it raises.
+    """
+    order = _locked_order(session, order)
+    if order.status is not OrderStatus.PENDING:
+        raise OrderStateError("order_not_pending", status=order.status.value)
+    before = _order_state(order)
+    pool = _locked_pool(session, order.organisation_id, order.programme_id, create=True)
+    assert pool is not None
+    pool.bought += order.quantity
+    order.status = OrderStatus.CONFIRMED
+    order.confirmed_at = utcnow()
+    _audit(
+        session,
+        actor=actor,
+        action="order.confirm",
+        entity_type="order",
+        entity_id=order.id,
+        before=before,
+        after=_order_state(order),
+    )
+    session.flush()
+    return order
+
+
+def cancel_order(session: Session, order: Order, *, actor: str) -> Order:
+    """Cancel a pending or confirmed order; a confirmed one takes its seats back out of the pool.
+
+    Raises OrderStateError("order_not_cancellable") when already cancelled or credited, and SeatsInUse (params
+    requested, free, in_use) when fewer than the order's quantity are free. Nothing is written when it raises.
+    """
+    return _withdraw(session, order, actor=actor, credit=False)
+
+
+def credit_order(session: Session, order: Order, *, actor: str) -> Order:
+    """Credit a confirmed order (a credit note for an invoiced order): its seats leave the pool.
+
+    Raises OrderStateError("order_not_creditable") unless confirmed, and SeatsInUse (params requested, free,
+    in_use) when fewer than the order's quantity are free. Nothing is written when it raises.
+    """
+    return _withdraw(session, order, actor=actor, credit=True)
+
+
+def _withdraw(session: Session, order: Order, *, actor: str, credit: bool) -> Order:
+    order = _locked_order(session, order)
+    allowed = {OrderStatus.CONFIRMED} if credit else {OrderStatus.PENDING, OrderStatus.CONFIRMED}
+    if order.status not in allowed:
+        raise OrderStateError("order_not_creditable" if credit else "order_not_cancellable", status=order.status.value)
+    before = _order_state(order)
+    if order.status is OrderStatus.CONFIRMED:
+        pool = _locked_pool(session, order.organisation_id, order.programme_id, create=False)
+        assert pool is not None  # confirming created it
+        if pool.free < order.quantity:
+            raise SeatsInUse("seats_in_use", requested=order.quantity, free=pool.free, in_use=pool.assigned)
+        pool.bought -= order.quantity
+    now = utcnow()
+    if credit:
+        order.status, order.credited_at = OrderStatus.CREDITED, now
+    else:
+        order.status, order.cancelled_at = OrderStatus.CANCELLED, now
+    _audit(
+        session,
+        actor=actor,
+        action="order.credit" if credit else "order.cancel",
+        entity_type="order",
+        entity_id=order.id,
+        before=before,
+        after=_order_state(order),
+    )
+    session.flush()
+    return order
+
+
+# --- seats -------------------------------------------------------------------------------------------------------
+
+
+def assign_seat(
+    session: Session,
+    organisation: Organisation,
+    programme_id: str,
+    person: Person,
+    workplace: str = "",
+    *,
+    actor: str,
+    valid_months: int = SEAT_VALID_MONTHS,
+) -> Seat:
+    """Give the person a seat of the organisation's pool, valid ``valid_months`` from now.
+
+    Raises NoFreeSeats("no_free_seats") when the pool has none free (or does not exist), AlreadyAssigned
+    ("already_assigned") when the person holds an unrevoked seat of this pool, InvalidOrder("text_too_long") for an
+    over-long workplace. Nothing is written when it raises.
+    """
+    workplace = workplace.strip()
+    if len(workplace) > MAX_TEXT:
+        raise InvalidOrder("text_too_long", maximum=MAX_TEXT)
+    # Lock first, then count: a second assignment of this pool waits here until the first commits.
+    pool = _locked_pool(session, organisation.id, programme_id, create=False)
+    if pool is None or pool.free < 1:
+        raise NoFreeSeats("no_free_seats")
+    held = session.scalar(
+        select(func.count(Seat.id)).where(
+            Seat.organisation_id == organisation.id,
+            Seat.programme_id == programme_id,
+            Seat.person_id == person.id,
+            Seat.revoked_at.is_(None),
+        )
+    )
+    if held:
+        raise AlreadyAssigned("already_assigned")
+    now = utcnow()
+    seat = Seat(
+        organisation_id=organisation.id,
+        programme_id=programme_id,
+        person_id=person.id,
+        workplace=workplace,
+        assigned_at=now,
+        valid_until=add_months(now, valid_months),
+    )
+    session.add(seat)
+    pool.assigned += 1
+    session.flush()
+    _audit(
+        session,
+        actor=actor,
+        action="seat.assign",
+        entity_type="seat",
+        entity_id=seat.id,
+        before=None,
+        after=_seat_state(seat),
+    )
+    session.flush()
+    return seat
+
+
+def revoke_seat(session: Session, seat: Seat, *, started: bool, actor: str) -> Seat:
+    """Revoke a seat. It returns to the pool only when its holder has not ``started`` (the caller reads that from
+    Canvas and the tool's records); otherwise it stays taken and only the revocation is recorded.
+
+    Raises SeatStateError("seat_already_revoked"). Nothing is written when it raises.
+    """
+    pool = _locked_pool(session, seat.organisation_id, seat.programme_id, create=False)
+    assert pool is not None  # a seat was assigned from it
+    seat = session.scalars(
+        select(Seat).where(Seat.id == seat.id).with_for_update().execution_options(populate_existing=True)
+    ).one()
+    if seat.revoked_at is not None:
+        raise SeatStateError("seat_already_revoked")
+    before = _seat_state(seat)
+    now = utcnow()
+    seat.revoked_at = now
+    if not started:
+        seat.returned_at = now
+        pool.assigned -= 1
+    _audit(
+        session,
+        actor=actor,
+        action="seat.revoke" if started else "seat.revoke_returned",
+        entity_type="seat",
+        entity_id=seat.id,
+        before=before,
+        after=_seat_state(seat) | {"started": started},
+    )
+    session.flush()
+    return seat
+
+
+__all__ = [
+    "AlreadyAssigned",
+    "InvalidOrder",
+    "LicenceError",
+    "NoFreeSeats",
+    "OrderStateError",
+    "SeatStateError",
+    "SeatsInUse",
+    "assign_seat",
+    "cancel_order",
+    "confirm_order",
+    "create_order",
+    "credit_order",
+    "order_totals",
+    "revoke_seat",
+    "seat_pool",
+]
