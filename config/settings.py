@@ -28,6 +28,14 @@ class SettingsError(RuntimeError):
     """The environment does not describe a service that can start."""
 
 
+# Numeric settings read from the environment: (field, variable, type).
+_NUMBERS: tuple[tuple[str, str, type[float] | type[int]], ...] = (
+    ("canvas_timeout_seconds", "KURSPAKKE_CANVAS_TIMEOUT_SECONDS", float),
+    ("retry_base_seconds", "KURSPAKKE_RETRY_BASE_SECONDS", float),
+    ("retry_max_tries", "KURSPAKKE_RETRY_MAX_TRIES", int),
+)
+
+
 def _as_bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
@@ -48,6 +56,10 @@ class Settings:
     instance_path: Path = DEFAULT_INSTANCE_PATH
     # Timeouts, lifetimes and backoff are settings so tests can run them short.
     http_timeout_seconds: float = 10.0
+    # Canvas REST (DESIGN.md §6: tests and checks set them short).
+    canvas_timeout_seconds: float = 10.0
+    retry_base_seconds: float = 0.5
+    retry_max_tries: int = 5
     jwt_leeway_seconds: int = 60
     login_state_ttl_seconds: int = 600
     launch_token_ttl_seconds: int = 10 * 3600  # a working day
@@ -60,6 +72,8 @@ class Settings:
     platform_jwks_min_refetch_seconds: float = 10.0
     max_id_token_bytes: int = 32 * 1024
     max_request_bytes: int = 256 * 1024
+    # POST /api/purchases: how far the signature's timestamp may lie from now, either way (DESIGN.md §3).
+    webhook_tolerance_seconds: int = 300
     sqlite_busy_timeout_ms: int = 5000
     vat_rate_percent: int = 25
     log_json: bool = True
@@ -104,6 +118,16 @@ class Settings:
         }
         if "KURSPAKKE_LOG_JSON" in env_map:
             values["log_json"] = _as_bool(env_map["KURSPAKKE_LOG_JSON"])
+        for key, variable, kind in _NUMBERS:
+            raw = env_map.get(variable, "").strip()
+            if raw:
+                try:
+                    number = kind(raw)
+                except ValueError as exc:
+                    raise SettingsError(f"{variable} must be a number, not {raw!r}") from exc
+                if number <= 0:
+                    raise SettingsError(f"{variable} must be greater than 0")
+                values[key] = number
         known = {f.name for f in fields(cls)}
         for key, value in overrides.items():
             if key not in known:

@@ -21,6 +21,8 @@ from kurspakke.services import keys as key_service
 from kurspakke.services.platforms import RegistrationError, add_platform
 
 SIM_PORT_OFFSET = 1
+CANVAS_ISSUER = "https://canvas.instructure.com"  # all hosted Canvas signs launches as this issuer
+# An operator waits at the terminal: a few tries, not the outbox's patience.
 
 
 def _settings() -> Settings:
@@ -155,10 +157,20 @@ def canvas() -> None:
 @click.option("--account-id", required=True, type=click.IntRange(min=1))
 @click.option("--token-env", required=True, help="Name of the environment variable holding the API token.")
 @click.option("--auth-provider-id", type=click.IntRange(min=1), default=None)
-def canvas_add(api_url: str, account_id: int, token_env: str, auth_provider_id: int | None) -> None:
-    """Store a Canvas API connection; the token is read from the named variable and stored encrypted."""
+@click.option(
+    "--issuer",
+    default=CANVAS_ISSUER,
+    show_default=True,
+    help="The LTI issuer this Canvas signs launches with (self-hosted Canvas: its own URL).",
+)
+def canvas_add(api_url: str, account_id: int, token_env: str, auth_provider_id: int | None, issuer: str) -> None:
+    """Store a Canvas API connection; the token is read from the named variable and stored encrypted.
+
+    Reads the root account's lti_guid with the token, which ties this API connection to the Canvas's LTI
+    platform instance; a Canvas that cannot be reached or refuses the token stores nothing."""
+    from course_sync.canvas import CanvasClient, CanvasError
     from kurspakke.models import CanvasInstance
-    from kurspakke.services.platforms import origin_of
+    from kurspakke.services.platforms import origin_of, platform_instance
 
     settings = _settings()
     token = os.environ.get(token_env, "").strip()
@@ -166,10 +178,23 @@ def canvas_add(api_url: str, account_id: int, token_env: str, auth_provider_id: 
         raise click.ClickException(f"environment variable {token_env} is empty or not set")
     try:
         origin_of(api_url)
+        origin_of(issuer)
     except RegistrationError as exc:
         raise click.ClickException(str(exc)) from exc
     if settings.is_production and not api_url.startswith("https://"):
         raise click.ClickException("--api-url must use https in production")
+    client = CanvasClient(
+        api_url,
+        token,
+        timeout=settings.canvas_timeout_seconds,
+        max_tries=settings.retry_max_tries,
+        retry_base=settings.retry_base_seconds,
+    )
+    try:
+        account = client.account(account_id, with_lti_guid=True)
+    except CanvasError as exc:
+        raise click.ClickException(f"could not read account {account_id} at {api_url}: {exc}") from exc
+    scope = platform_instance(issuer, account.lti_guid)
     with transaction(_sessions(settings)) as session:
         row = session.scalars(select(CanvasInstance).where(CanvasInstance.api_url == api_url)).one_or_none()
         if row is None:
@@ -178,7 +203,8 @@ def canvas_add(api_url: str, account_id: int, token_env: str, auth_provider_id: 
         row.account_id = account_id
         row.auth_provider_id = auth_provider_id
         row.token_encrypted = _encryptor(settings).encrypt(token.encode())
-    click.echo(f"stored Canvas connection {api_url} (account {account_id})")
+        row.platform_instance = scope
+    click.echo(f"stored Canvas connection {api_url} (account {account_id}, {account.name}) as {scope}")
 
 
 @main.command()

@@ -78,10 +78,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     _init_request_session(app)
     _init_errors(app)
 
+    from lti_tool.api import bp as api_bp
     from lti_tool.health import bp as health_bp
     from lti_tool.lti.views import bp as lti_bp
     from lti_tool.views import bp as app_bp
 
+    app.register_blueprint(api_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(lti_bp)
     app.register_blueprint(app_bp)

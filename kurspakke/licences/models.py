@@ -52,6 +52,12 @@ class Order(Base):
     external_id: Mapped[str | None] = mapped_column(String(255), default=None)
     contact_name: Mapped[str] = mapped_column(String(255), default="")
     contact_email: Mapped[str] = mapped_column(String(320), default="")
+    # The organisation's name as this order gave it. The organisation keeps its own name; a difference is shown to
+    # the course owner, never applied silently (kurspakke.licences.purchases).
+    organisation_name: Mapped[str] = mapped_column(String(255), default="")
+    # Webhook orders: SHA-256 (hex) of the canonical JSON of the shop's parsed body, so a repeated delivery of the
+    # same order id is told apart from a different body (kurspakke.licences.purchases). None for other sources.
+    request_sha256: Mapped[str | None] = mapped_column(String(64), default=None)
     status: Mapped[OrderStatus] = mapped_column(
         Enum(OrderStatus, native_enum=False, length=32), default=OrderStatus.PENDING
     )

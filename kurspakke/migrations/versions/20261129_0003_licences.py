@@ -70,6 +70,8 @@ def upgrade() -> None:
         sa.Column("external_id", sa.String(length=255), nullable=True),
         sa.Column("contact_name", sa.String(length=255), nullable=False),
         sa.Column("contact_email", sa.String(length=320), nullable=False),
+        sa.Column("organisation_name", sa.String(length=255), nullable=False),
+        sa.Column("request_sha256", sa.String(length=64), nullable=True),
         sa.Column(
             "status",
             sa.Enum("PENDING", "CONFIRMED", "CANCELLED", "CREDITED", name="orderstatus", native_enum=False, length=32),

@@ -157,3 +157,30 @@ def test_unknown_environment_and_setting_are_refused(tmp_path):
         Settings.from_env({"KURSPAKKE_ENV": "staging"})
     with pytest.raises(SettingsError, match="unknown setting"):
         Settings.from_env({"KURSPAKKE_ENV": "test"}, {"instance_path": tmp_path, "no_such": 1})
+
+
+def test_canvas_timeouts_and_retries_come_from_the_environment(tmp_path):
+    environ = {
+        "KURSPAKKE_ENV": "test",
+        "KURSPAKKE_INSTANCE_PATH": str(tmp_path),
+        "KURSPAKKE_CANVAS_TIMEOUT_SECONDS": "0.5",
+        "KURSPAKKE_RETRY_BASE_SECONDS": "0.01",
+        "KURSPAKKE_RETRY_MAX_TRIES": "2",
+    }
+    settings = Settings.from_env(environ)
+    assert (settings.canvas_timeout_seconds, settings.retry_base_seconds, settings.retry_max_tries) == (0.5, 0.01, 2)
+    defaults = Settings.from_env({"KURSPAKKE_ENV": "test", "KURSPAKKE_INSTANCE_PATH": str(tmp_path)})
+    assert (defaults.canvas_timeout_seconds, defaults.retry_base_seconds, defaults.retry_max_tries) == (10.0, 0.5, 5)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("KURSPAKKE_RETRY_MAX_TRIES", "many"),
+        ("KURSPAKKE_RETRY_MAX_TRIES", "1.5"),
+        ("KURSPAKKE_CANVAS_TIMEOUT_SECONDS", "0"),
+    ],
+)
+def test_a_bad_canvas_number_is_refused_naming_the_variable(tmp_path, variable, value):
+    with pytest.raises(SettingsError, match=variable):
+        Settings.from_env({"KURSPAKKE_ENV": "test", "KURSPAKKE_INSTANCE_PATH": str(tmp_path), variable: value})

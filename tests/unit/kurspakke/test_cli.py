@@ -87,21 +87,67 @@ def test_keys_rotate(run, session):
     assert len(keys) == 2 and keys[0].retired_at is not None and keys[1].retired_at is None
 
 
-def test_canvas_add_stores_the_token_encrypted(run, session):
-    res = run(
-        "canvas",
-        "add",
-        "--api-url",
-        "https://hinn.instructure.com",
-        "--account-id",
-        "1",
-        "--token-env",
-        "MY_TOKEN",
-        extra={"MY_TOKEN": "7~secret-token"},
-    )
+@pytest.fixture
+def canvas_api():
+    """The Canvas simulator's REST half served over HTTP in this process, for the command to call."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from canvas_sim import SimConfig, SimPlatform, create_sim_app
+    from canvas_sim.rest import CanvasRest
+
+    config = SimConfig()
+    rest = CanvasRest(config)
+    server = make_server("127.0.0.1", 0, create_sim_app(platform=SimPlatform(config), rest=rest), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}", config
+    rest.close()
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def canvas_add(api_url: str, *extra: str) -> tuple[str, ...]:
+    return ("canvas", "add", "--api-url", api_url, "--account-id", "1", "--token-env", "MY_TOKEN", *extra)
+
+
+def test_canvas_add_stores_the_token_encrypted_and_the_platform_instance(run, session, canvas_api):
+    url, config = canvas_api
+    res = run(*canvas_add(url), extra={"MY_TOKEN": "sim-canvas-api-token"})
     assert res.returncode == 0, res.stderr
     row = session.scalars(select(CanvasInstance)).one()
-    assert b"secret-token" not in row.token_encrypted
+    assert b"sim-canvas-api-token" not in row.token_encrypted
+    assert row.platform_instance == f"https://canvas.instructure.com|{config.platform_guid}"
+
+
+def test_canvas_add_with_an_issuer_scopes_the_platform_instance_by_it(run, session, canvas_api):
+    url, config = canvas_api
+    res = run(*canvas_add(url, "--issuer", "https://canvas.hvl.example"), extra={"MY_TOKEN": "sim-canvas-api-token"})
+    assert res.returncode == 0, res.stderr
+    row = session.scalars(select(CanvasInstance)).one()
+    assert row.platform_instance == f"https://canvas.hvl.example|{config.platform_guid}"
+
+
+def test_canvas_add_with_a_refused_token_stores_nothing(run, session, canvas_api):
+    url, _ = canvas_api
+    res = run(*canvas_add(url), extra={"MY_TOKEN": "7~not-a-token"})
+    assert res.returncode != 0
+    assert "refused the API token" in res.stderr and "Traceback" not in res.stderr
+    assert session.scalar(select(func.count()).select_from(CanvasInstance)) == 0
+
+
+def test_canvas_add_of_an_unreachable_canvas_stores_nothing(run, session):
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    res = run(*canvas_add(f"http://127.0.0.1:{port}"), extra={"MY_TOKEN": "sim-canvas-api-token"})
+    assert res.returncode != 0
+    assert "lost its connection" in res.stderr and "Traceback" not in res.stderr
+    assert session.scalar(select(func.count()).select_from(CanvasInstance)) == 0
 
 
 def test_canvas_add_without_the_token_variable_writes_nothing(run, session):

@@ -1,0 +1,438 @@
+"""Our Canvas REST client: canvasapi's Requester and PaginatedList underneath, with what canvasapi leaves out.
+
+canvasapi 3.6.0 sends every request through one requests.Session but drops per-call keyword arguments, so the
+timeout is set on the session's adapters; it raises on errors without the response, so a session hook records
+each response's status and X-Rate-Limit-Remaining. Retries and backoff are tenacity's. Canvas's answers are
+checked field by field into small dataclasses, so no canvasapi object leaves this module.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import requests
+from canvasapi import exceptions as cx
+from canvasapi.paginated_list import PaginatedList
+from canvasapi.requester import Requester
+from canvasapi.util import combine_kwargs
+from requests.adapters import HTTPAdapter
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from course_sync.canvas.errors import (
+    CanvasAuthError,
+    CanvasBadResponse,
+    CanvasError,
+    CanvasNotFound,
+    CanvasOutcomeUnknown,
+    CanvasThrottled,
+    CanvasUnavailable,
+)
+
+PER_PAGE = 100  # Canvas's maximum page size
+RATE_LIMIT_TEXT = "Rate Limit Exceeded"
+# Canvas's bucket holds 700 units and charges 50 up front per request in flight: below this many units left we
+# pause before the next call instead of running into 403/429.
+DEFAULT_LOW_WATER = 150.0
+ENROLLMENT_TYPES = frozenset(
+    {"StudentEnrollment", "TeacherEnrollment", "TaEnrollment", "DesignerEnrollment", "ObserverEnrollment"}
+)
+
+T = TypeVar("T")
+
+
+# ------------------------------------------------------------------ results
+@dataclass(frozen=True)
+class CanvasAccount:
+    id: int
+    name: str
+    lti_guid: str | None
+
+
+@dataclass(frozen=True)
+class CanvasUser:
+    id: int
+    name: str
+    login_id: str | None
+    sis_user_id: str | None
+
+
+@dataclass(frozen=True)
+class CanvasProfile:
+    id: int
+    name: str
+    primary_email: str | None
+    login_id: str | None
+
+
+@dataclass(frozen=True)
+class CanvasSection:
+    id: int
+    course_id: int
+    name: str
+    sis_section_id: str | None
+
+
+@dataclass(frozen=True)
+class CanvasEnrollment:
+    id: int
+    user_id: int
+    course_id: int
+    section_id: int
+    type: str
+    state: str
+
+
+def _field(data: Any, name: str, kind: type[T], *, optional: bool = False) -> T:
+    if not isinstance(data, dict):
+        raise CanvasBadResponse(f"expected a JSON object from Canvas, got {type(data).__name__}")
+    value = data.get(name)
+    if value is None and optional:
+        return value  # type: ignore[return-value]
+    # bool is an int in Python; an id must not be one.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise CanvasBadResponse(f"Canvas's {name!r} is {value!r}, expected {kind.__name__}")
+    return value
+
+
+def _user(d: Any) -> CanvasUser:
+    return CanvasUser(
+        _field(d, "id", int),
+        _field(d, "name", str),
+        _field(d, "login_id", str, optional=True),
+        _field(d, "sis_user_id", str, optional=True),
+    )
+
+
+def _section(d: Any) -> CanvasSection:
+    return CanvasSection(
+        _field(d, "id", int),
+        _field(d, "course_id", int),
+        _field(d, "name", str),
+        _field(d, "sis_section_id", str, optional=True),
+    )
+
+
+def _enrollment(d: Any) -> CanvasEnrollment:
+    kind = _field(d, "type", str)
+    if kind not in ENROLLMENT_TYPES:
+        raise CanvasBadResponse(f"unknown enrollment type {kind!r} from Canvas")
+    return CanvasEnrollment(
+        _field(d, "id", int),
+        _field(d, "user_id", int),
+        _field(d, "course_id", int),
+        _field(d, "course_section_id", int),
+        kind,
+        _field(d, "enrollment_state", str),
+    )
+
+
+# ------------------------------------------------------------------ plumbing
+class _TimeoutAdapter(HTTPAdapter):
+    """Every request through the session gets the timeout (canvasapi does not pass one)."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__(max_retries=0)
+        self.timeout = timeout
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.timeout
+        return super().send(request, *args, **kwargs)
+
+
+class _Raw:
+    """PaginatedList's content class: keeps Canvas's JSON as it came, for our own checks."""
+
+    def __init__(self, requester: Any, attributes: dict[str, Any]) -> None:
+        self.data = attributes
+
+
+class CanvasClient:
+    """One Canvas instance's REST API under one token.
+
+    Every call has `timeout` seconds. Lists follow Link rel="next" at per_page=100. Before a call, when Canvas's
+    last X-Rate-Limit-Remaining was below `low_water`, the client pauses (longer the emptier the bucket).
+    Throttle refusals (403 "Rate Limit Exceeded", 429) are retried for every call: Canvas refuses them before
+    doing anything. 5xx, timeouts and dropped connections are retried for reads and for the calls that are safe
+    to repeat (enrol, conclude); see each POST for what it does instead. Retries wait jittered exponential
+    backoff (`retry_base` × 2ⁿ, at most `retry_max` seconds) for at most `max_tries` tries in all.
+
+    Raises CanvasAuthError (401, or 403 for a missing permission), CanvasNotFound (404), CanvasThrottled,
+    CanvasUnavailable (or CanvasOutcomeUnknown) after the tries, CanvasBadResponse for an answer of the wrong
+    shape, and CanvasError with the status for other refusals (400, 409, 422).
+    """
+
+    def __init__(
+        self,
+        api_url: str,
+        token: str,
+        *,
+        timeout: float = 10.0,
+        max_tries: int = 5,
+        retry_base: float = 0.5,
+        retry_max: float = 30.0,
+        low_water: float = DEFAULT_LOW_WATER,
+        low_water_pause: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._requester = Requester(api_url.rstrip("/"), token)
+        session: requests.Session = self._requester._session
+        adapter = _TimeoutAdapter(timeout)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        session.hooks["response"].append(self._observe)
+        self.max_tries = max(1, max_tries)
+        self.retry_base = retry_base
+        self.retry_max = retry_max
+        self.low_water = low_water
+        self.low_water_pause = low_water_pause
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._remaining: float | None = None
+        self._last = threading.local()
+
+    # ------------------------------------------------------------ transport
+    def _observe(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._last.status = response.status_code
+        header = response.headers.get("X-Rate-Limit-Remaining")
+        if header is not None:
+            try:
+                remaining = float(header)
+            except ValueError:
+                return
+            with self._lock:
+                self._remaining = remaining
+
+    @property
+    def rate_limit_remaining(self) -> float | None:
+        """X-Rate-Limit-Remaining of the newest answer (None before the first)."""
+        with self._lock:
+            return self._remaining
+
+    def _pace(self) -> None:
+        remaining = self.rate_limit_remaining
+        if remaining is not None and remaining < self.low_water:
+            self._sleep(self.low_water_pause * (1.0 - max(0.0, remaining) / self.low_water))
+
+    def _translate(self, exc: Exception, what: str, *, idempotent: bool) -> CanvasError:
+        status = getattr(self._last, "status", None)
+        if isinstance(exc, requests.Timeout | requests.ConnectionError):
+            kind = "timed out" if isinstance(exc, requests.Timeout) else "lost its connection"
+            if not idempotent:
+                return CanvasOutcomeUnknown(f"the call to {what} on Canvas {kind}; Canvas may have applied it")
+            return CanvasUnavailable(f"the call to {what} on Canvas {kind}")
+        if isinstance(exc, cx.RateLimitExceeded):
+            return CanvasThrottled(f"Canvas throttled {what} (429)", status=429)
+        if isinstance(exc, cx.Forbidden):
+            if RATE_LIMIT_TEXT in str(exc):
+                return CanvasThrottled(f"Canvas throttled {what} (403 Rate Limit Exceeded)", status=403)
+            return CanvasAuthError(f"the Canvas token may not {what} (403)", status=403)
+        if isinstance(exc, cx.InvalidAccessToken | cx.Unauthorized):
+            return CanvasAuthError(f"Canvas refused the API token for {what} (401)", status=401)
+        if isinstance(exc, cx.ResourceDoesNotExist):
+            return CanvasNotFound(f"Canvas has no such resource for {what} (404)", status=404)
+        if isinstance(exc, cx.CanvasException):
+            if status is not None and status >= 500:
+                return CanvasUnavailable(f"Canvas answered {status} to {what}", status=status)
+            return CanvasError(f"Canvas refused {what} ({status}): {exc}", status=status)
+        if isinstance(exc, ValueError) and status == 401:  # a 401 whose body is not JSON
+            return CanvasAuthError(f"Canvas refused the API token for {what} (401)", status=401)
+        if isinstance(exc, ValueError):  # response.json() on a body that is not JSON
+            return CanvasBadResponse(f"Canvas's answer to {what} is not JSON")
+        raise exc
+
+    def _call(self, what: str, attempt: Callable[[], T], *, idempotent: bool = True) -> T:
+        """Run `attempt` with pacing, error translation and retries.
+
+        A CanvasOutcomeUnknown is never retried here; a throttle refusal always is."""
+
+        def once() -> T:
+            self._pace()
+            try:
+                return attempt()
+            except (requests.RequestException, cx.CanvasException, ValueError) as exc:
+                raise self._translate(exc, what, idempotent=idempotent) from exc
+
+        def retryable(exc: BaseException) -> bool:
+            if isinstance(exc, CanvasOutcomeUnknown):
+                return False
+            if isinstance(exc, CanvasThrottled):
+                return True
+            return isinstance(exc, CanvasUnavailable) and idempotent
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.max_tries),
+            wait=wait_random_exponential(multiplier=self.retry_base, max=self.retry_max),
+            retry=retry_if_exception(retryable),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        return retrying(once)
+
+    def _json(self, method: str, endpoint: str, params: Iterable[tuple[str, Any]] = ()) -> Any:
+        response = self._requester.request(method, endpoint, _kwargs=list(params))
+        return response.json()
+
+    def _list(self, endpoint: str, params: Iterable[tuple[str, Any]] = ()) -> Iterator[Any]:
+        pages = PaginatedList(_Raw, self._requester, "GET", endpoint, per_page=PER_PAGE, _kwargs=list(params))
+        for item in pages:
+            yield item.data
+
+    # -------------------------------------------------------------- reads
+    def account(self, account_id: int | str, with_lti_guid: bool = True) -> CanvasAccount:
+        """The account; with `with_lti_guid`, its `lti_guid` (Canvas sends it only for `includes[]=lti_guid`).
+
+        Raises CanvasBadResponse when lti_guid was asked for and is missing (not a root account, or not Canvas)."""
+        params = [("includes[]", "lti_guid")] if with_lti_guid else []
+        data = self._call("read the account", lambda: self._json("GET", f"accounts/{account_id}", params))
+        guid = _field(data, "lti_guid", str, optional=not with_lti_guid)
+        if with_lti_guid and not guid:
+            raise CanvasBadResponse("Canvas sent an empty lti_guid")
+        return CanvasAccount(_field(data, "id", int), _field(data, "name", str), guid)
+
+    def find_users(self, account_id: int | str, search_term: str) -> list[CanvasUser]:
+        """Users of the account whose name, login, SIS id or e-mail matches (Canvas needs ≥ 3 characters)."""
+        params = [("search_term", search_term)]
+        rows = self._call("search users", lambda: list(self._list(f"accounts/{account_id}/users", params)))
+        return [_user(r) for r in rows]
+
+    def user_profile(self, user_id: int | str) -> CanvasProfile:
+        data = self._call("read a user's profile", lambda: self._json("GET", f"users/{user_id}/profile"))
+        return CanvasProfile(
+            _field(data, "id", int),
+            _field(data, "name", str),
+            _field(data, "primary_email", str, optional=True),
+            _field(data, "login_id", str, optional=True),
+        )
+
+    def sections(self, course_id: int | str) -> list[CanvasSection]:
+        rows = self._call("list sections", lambda: list(self._list(f"courses/{course_id}/sections")))
+        return [_section(r) for r in rows]
+
+    def enrollments(
+        self,
+        course_id: int | str,
+        *,
+        types: Iterable[str] = (),
+        states: Iterable[str] = (),
+        user_id: int | str | None = None,
+    ) -> list[CanvasEnrollment]:
+        """The course's enrolments (Canvas's default states: active and invited)."""
+        params = combine_kwargs(type=list(types), state=list(states))
+        if user_id is not None:
+            params.append(("user_id", str(user_id)))
+        rows = self._call("list enrolments", lambda: list(self._list(f"courses/{course_id}/enrollments", params)))
+        return [_enrollment(r) for r in rows]
+
+    # -------------------------------------------------------------- writes
+    def create_user(
+        self,
+        account_id: int | str,
+        name: str,
+        login: str,
+        email: str,
+        sis_user_id: str | None = None,
+        auth_provider_id: int | None = None,
+    ) -> CanvasUser:
+        """Create a user with the login `login`, or return the one that already has it.
+
+        Look before create: a user whose login_id is `login` is returned as is. When the POST times out, loses
+        its connection or gets a 5xx, Canvas may have created the user, so the client looks again and returns
+        what it finds; only when nobody has the login does it try the POST again (within `max_tries`).
+        Raises CanvasError (400) when Canvas refuses the login (taken by another provider, invalid e-mail)."""
+        params = [
+            ("user[name]", name),
+            ("user[skip_registration]", "true"),
+            ("pseudonym[unique_id]", login),
+            ("pseudonym[send_confirmation]", "false"),
+            ("communication_channel[type]", "email"),
+            ("communication_channel[address]", email),
+            ("communication_channel[skip_confirmation]", "true"),
+        ]
+        if sis_user_id:
+            params.append(("pseudonym[sis_user_id]", sis_user_id))
+        if auth_provider_id is not None:
+            params.append(("pseudonym[authentication_provider_id]", str(auth_provider_id)))
+        for tries_left in range(self.max_tries, 0, -1):
+            existing = self._user_with_login(account_id, login)
+            if existing is not None:
+                return existing
+            try:
+                data = self._call(
+                    "create a user",
+                    lambda: self._json("POST", f"accounts/{account_id}/users", params),
+                    idempotent=False,
+                )
+            except CanvasUnavailable:  # includes CanvasOutcomeUnknown: look again before another POST
+                if tries_left == 1:
+                    raise
+                self._sleep(self.retry_base)
+                continue
+            return _user(data)
+        raise CanvasUnavailable("could not create the user")  # pragma: no cover - the loop returns or raises
+
+    def _user_with_login(self, account_id: int | str, login: str) -> CanvasUser | None:
+        if len(login) < 3:  # Canvas refuses shorter search terms
+            return None
+        for user in self.find_users(account_id, login):
+            if user.login_id is not None and user.login_id.lower() == login.lower():
+                return user
+        return None
+
+    def create_section(self, course_id: int | str, name: str, sis_section_id: str | None = None) -> CanvasSection:
+        """Create a section, or return the one that already has `sis_section_id` (look before create).
+
+        The POST is not retried: a timeout or dropped connection raises CanvasOutcomeUnknown, a 5xx
+        CanvasUnavailable. With a SIS id the caller (the outbox) simply calls again, which looks first; without
+        one it must list `sections()` before trying again."""
+        params = [("course_section[name]", name)]
+        if sis_section_id:
+            params.append(("course_section[sis_section_id]", sis_section_id))
+            for section in self.sections(course_id):
+                if section.sis_section_id == sis_section_id:
+                    return section
+        data = self._call(
+            "create a section",
+            lambda: self._json("POST", f"courses/{course_id}/sections", params),
+            idempotent=False,
+        )
+        return _section(data)
+
+    def enrol(
+        self, section_id: int | str, user_id: int | str, type: str, limit_to_section: bool = True
+    ) -> CanvasEnrollment:
+        """Enrol a user in a section, active at once. Safe to repeat: Canvas re-uses a user's enrolment of the
+        same type in the same section, so this POST is retried like a read."""
+        if type not in ENROLLMENT_TYPES:
+            raise ValueError(f"unknown enrollment type {type!r}")
+        params = [
+            ("enrollment[user_id]", str(user_id)),
+            ("enrollment[type]", type),
+            ("enrollment[enrollment_state]", "active"),
+            ("enrollment[limit_privileges_to_course_section]", "true" if limit_to_section else "false"),
+            ("enrollment[notify]", "false"),
+        ]
+        data = self._call("enrol a user", lambda: self._json("POST", f"sections/{section_id}/enrollments", params))
+        return _enrollment(data)
+
+    def conclude(self, course_id: int | str, enrollment_id: int | str) -> CanvasEnrollment:
+        """Conclude an enrolment (task=conclude). Safe to repeat, so retried like a read."""
+        data = self._call(
+            "conclude an enrolment",
+            lambda: self._json("DELETE", f"courses/{course_id}/enrollments/{enrollment_id}", [("task", "conclude")]),
+        )
+        return _enrollment(data)
+
+
+__all__ = [
+    "CanvasAccount",
+    "CanvasClient",
+    "CanvasEnrollment",
+    "CanvasProfile",
+    "CanvasSection",
+    "CanvasUser",
+]
