@@ -197,6 +197,16 @@ def canvas_add(api_url: str, account_id: int, token_env: str, auth_provider_id: 
     scope = platform_instance(issuer, account.lti_guid)
     with transaction(_sessions(settings)) as session:
         row = session.scalars(select(CanvasInstance).where(CanvasInstance.api_url == api_url)).one_or_none()
+        twin = session.scalars(
+            select(CanvasInstance.api_url).where(
+                CanvasInstance.platform_instance == scope, CanvasInstance.api_url != api_url
+            )
+        ).first()
+        if twin is not None:
+            # One Canvas, one REST connection: two would provision the same people twice.
+            raise click.ClickException(
+                f"this Canvas (lti_guid {account.lti_guid}) is already stored as {twin}; use that API URL"
+            )
         if row is None:
             row = CanvasInstance(api_url=api_url, account_id=account_id, token_encrypted=b"")
             session.add(row)

@@ -130,6 +130,20 @@ def test_canvas_add_with_an_issuer_scopes_the_platform_instance_by_it(run, sessi
     assert row.platform_instance == f"https://canvas.hvl.example|{config.platform_guid}"
 
 
+def test_canvas_add_refuses_a_second_address_of_a_canvas_already_stored(run, session, canvas_api):
+    """One Canvas, one REST connection: the same Canvas (the same root account lti_guid) under another address
+    would provision the same people twice."""
+    url, _ = canvas_api
+    assert run(*canvas_add(url), extra={"MY_TOKEN": "sim-canvas-api-token"}).returncode == 0
+    other = url.replace("127.0.0.1", "localhost")
+    res = run(*canvas_add(other), extra={"MY_TOKEN": "sim-canvas-api-token"})
+    assert res.returncode != 0
+    assert f"is already stored as {url}" in res.stderr and "Traceback" not in res.stderr
+    again = run(*canvas_add(url), extra={"MY_TOKEN": "sim-canvas-api-token"})  # the same address: an update
+    assert again.returncode == 0, again.stderr
+    assert session.scalars(select(CanvasInstance.api_url)).all() == [url]
+
+
 def test_canvas_add_with_a_refused_token_stores_nothing(run, session, canvas_api):
     url, _ = canvas_api
     res = run(*canvas_add(url), extra={"MY_TOKEN": "7~not-a-token"})
