@@ -51,8 +51,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from kurspakke.licences.models import AuditEntry, Order, OrderSource
-from kurspakke.licences.services import MAX_QUANTITY, MIN_QUANTITY, InvalidOrder, confirm_order, create_order
+from kurspakke.licences.models import Order, OrderSource
+from kurspakke.licences.services import MAX_QUANTITY, MIN_QUANTITY, InvalidOrder, audit, confirm_order, create_order
 from kurspakke.models import Organisation, ProgrammeRole, ProgrammeRoleKind
 from kurspakke.programmes import Programme
 from kurspakke.services.people import get_or_create_organisation, get_or_create_person, grant_role, valid_orgnr
@@ -374,21 +374,20 @@ def _appoint_first_admin(session: Session, order: Order, purchase: Purchase) -> 
         organisation=order.organisation,
         role=ProgrammeRoleKind.LICENCE_ADMIN,
     )
-    session.add(
-        AuditEntry(
-            actor=ACTOR,
-            action="role.grant",
-            entity_type="programme_role",
-            entity_id=str(role.id),
-            before=None,
-            after={
-                "person_id": person.id,
-                "programme_id": order.programme_id,
-                "organisation_id": order.organisation_id,
-                "role": ProgrammeRoleKind.LICENCE_ADMIN.value,
-                "reason": f"contact of order {order.id}",
-            },
-        )
+    audit(
+        session,
+        actor=ACTOR,
+        action="role.grant",
+        entity_type="programme_role",
+        entity_id=role.id,
+        before=None,
+        after={
+            "person_id": person.id,
+            "programme_id": order.programme_id,
+            "organisation_id": order.organisation_id,
+            "role": ProgrammeRoleKind.LICENCE_ADMIN.value,
+            "reason": f"contact of order {order.id}",
+        },
     )
     session.flush()
 

@@ -98,8 +98,22 @@ def _order_state(order: Order) -> dict[str, Any]:
         "external_id": order.external_id,
         "contact_name": order.contact_name,
         "contact_email": order.contact_email,
+        "organisation_name": order.organisation_name,
+        "request_sha256": order.request_sha256,
         "status": order.status.value,
     }
+
+
+def _audit_order(session: Session, order: Order, *, actor: str, action: str, before: dict[str, Any] | None) -> None:
+    audit(
+        session,
+        actor=actor,
+        action=action,
+        entity_type="order",
+        entity_id=order.id,
+        before=before,
+        after=_order_state(order),
+    )
 
 
 def _seat_state(seat: Seat) -> dict[str, Any]:
@@ -118,7 +132,7 @@ def _seat_state(seat: Seat) -> dict[str, Any]:
     }
 
 
-def _audit(
+def audit(
     session: Session,
     *,
     actor: str,
@@ -128,6 +142,7 @@ def _audit(
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
 ) -> None:
+    """One audit row (who, when, what, before and after), in the caller's transaction."""
     session.add(
         AuditEntry(
             actor=actor[:MAX_TEXT],
@@ -235,15 +250,7 @@ def create_order(
     )
     session.add(order)
     session.flush()
-    _audit(
-        session,
-        actor=actor,
-        action="order.create",
-        entity_type="order",
-        entity_id=order.id,
-        before=None,
-        after=_order_state(order),
-    )
+    _audit_order(session, order, actor=actor, action="order.create", before=None)
     session.flush()
     return order
 
@@ -263,15 +270,7 @@ def confirm_order(session: Session, order: Order, *, actor: str) -> Order:
     pool.bought += order.quantity
     order.status = OrderStatus.CONFIRMED
     order.confirmed_at = utcnow()
-    _audit(
-        session,
-        actor=actor,
-        action="order.confirm",
-        entity_type="order",
-        entity_id=order.id,
-        before=before,
-        after=_order_state(order),
-    )
+    _audit_order(session, order, actor=actor, action="order.confirm", before=before)
     session.flush()
     return order
 
@@ -311,15 +310,7 @@ def _withdraw(session: Session, order: Order, *, actor: str, credit: bool) -> Or
         order.status, order.credited_at = OrderStatus.CREDITED, now
     else:
         order.status, order.cancelled_at = OrderStatus.CANCELLED, now
-    _audit(
-        session,
-        actor=actor,
-        action="order.credit" if credit else "order.cancel",
-        entity_type="order",
-        entity_id=order.id,
-        before=before,
-        after=_order_state(order),
-    )
+    _audit_order(session, order, actor=actor, action="order.credit" if credit else "order.cancel", before=before)
     session.flush()
     return order
 
@@ -372,7 +363,7 @@ def assign_seat(
     session.add(seat)
     pool.assigned += 1
     session.flush()
-    _audit(
+    audit(
         session,
         actor=actor,
         action="seat.assign",
@@ -404,7 +395,7 @@ def revoke_seat(session: Session, seat: Seat, *, started: bool, actor: str) -> S
     if not started:
         seat.returned_at = now
         pool.assigned -= 1
-    _audit(
+    audit(
         session,
         actor=actor,
         action="seat.revoke" if started else "seat.revoke_returned",

@@ -105,6 +105,12 @@ def test_new_order_is_created_confirmed_and_adds_seats(client, db_session):
     assert (org.name, org.orgnr, order.organisation_id) == ("Oslo kommune", ORGNR, org.id)
     pool = db_session.scalars(select(SeatPool)).one()
     assert (pool.organisation_id, pool.programme_id, pool.bought, pool.assigned) == (org.id, PROGRAMME, 25, 0)
+    # The audit trail carries what the shop sent: the name it used and the hash that tells a repeat from a conflict.
+    confirmed = db_session.scalars(select(AuditEntry).where(AuditEntry.action == "order.confirm")).one()
+    assert (confirmed.after["organisation_name"], confirmed.after["request_sha256"]) == (
+        "Oslo kommune",
+        order.request_sha256,
+    )
 
 
 def test_the_contact_becomes_licence_administrator_when_the_organisation_has_none(client, db_session):
