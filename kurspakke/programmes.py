@@ -55,6 +55,7 @@ class Programme:
     price_per_licence_ore: int
     vat_rate_percent: int
     mentor_uses_seat: bool
+    seat_valid_months: int
     learning_goals: tuple[str, ...]
     target_groups: tuple[str, ...]
     modules: tuple[Module, ...]
@@ -111,6 +112,8 @@ def parse_programme(data: dict[str, Any], source: str) -> Programme:
     if pricing.get("currency", str) != "NOK":
         raise pricing.fail("currency must be NOK")
     mentor_uses_seat = pricing.get("mentor_uses_seat", bool, default=False)
+    # DESIGN.md §2: a seat is valid for a set time from its assignment (default 12 months).
+    seat_valid_months = pricing.get("seat_valid_months", int, default=12, check=lambda v: 1 <= v <= 120)
     pricing.done()
     pacing = r.table("pacing", default={})
     for key in ("weeks_per_module_min", "weeks_per_module_max", "total_months"):
@@ -177,6 +180,7 @@ def parse_programme(data: dict[str, Any], source: str) -> Programme:
         price_per_licence_ore=price,
         vat_rate_percent=vat,
         mentor_uses_seat=mentor_uses_seat,
+        seat_valid_months=seat_valid_months,
         learning_goals=tuple(r.get("learning_goals", list, default=[])),
         target_groups=tuple(r.get("target_groups", list, default=[])),
         modules=tuple(modules),

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Enum, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import JSON, CheckConstraint, Enum, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kurspakke.models.base import Base, utcnow
@@ -92,6 +92,15 @@ class SeatPool(Base):
         return self.bought - self.assigned
 
 
+class CanvasStatus(enum.StrEnum):
+    """Where a seat stands in Canvas (the licence administrator's "venter", "aktiv i Canvas", "feilet: …")."""
+
+    PENDING = "pending"  # an outbox step is on its way
+    ACTIVE = "active"  # enrolled, active
+    FAILED = "failed"  # parked: see canvas_error; a person retries or resolves it
+    CONCLUDED = "concluded"  # revoked or expired, and the enrolment concluded in Canvas
+
+
 class Seat(Base):
     """One assigned seat. A person holds at most one unrevoked seat per pool (partial unique index)."""
 
@@ -114,14 +123,55 @@ class Seat(Base):
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="RESTRICT"), index=True)
     # Where the person works, e.g. sykehjem, hjemmetjeneste; municipalities report training per workplace.
     workplace: Mapped[str] = mapped_column(String(255), default="")
+    # How to find the person's Canvas account, when the administrator knows it: the SIS id, or the login (needed
+    # where people sign in through Feide or another provider). Else the tool looks for the e-mail address.
+    sis_user_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    login_id: Mapped[str | None] = mapped_column(String(255), default=None)
     assigned_at: Mapped[datetime] = mapped_column(default=utcnow)
     valid_until: Mapped[datetime]
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
     # Set when the seat went back to the pool: a revocation before the person started. None while it is taken.
     returned_at: Mapped[datetime | None] = mapped_column(default=None)
+    # A revocation whose "has the person started?" was decided (at once when nothing was ever sent to Canvas, else by
+    # the worker that reads Canvas while concluding the enrolment). None while undecided.
+    revoke_decided_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The seat in Canvas (course_sync.provisioning keeps these; ids are Canvas's, as text).
+    canvas_status: Mapped[CanvasStatus] = mapped_column(
+        Enum(CanvasStatus, native_enum=False, length=16),
+        default=CanvasStatus.PENDING,
+        server_default=CanvasStatus.PENDING.name,
+    )
+    canvas_instance_id: Mapped[int | None] = mapped_column(
+        ForeignKey("canvas_instance.id", ondelete="SET NULL"), default=None
+    )
+    canvas_user_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    canvas_section_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    canvas_enrollment_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    canvas_error: Mapped[str | None] = mapped_column(Text, default=None)
+    # Canvas's last_activity_at for the enrolment, read by provisioning and reconciliation; None: never signed in.
+    canvas_last_activity_at: Mapped[datetime | None] = mapped_column(default=None)
+    canvas_synced_at: Mapped[datetime | None] = mapped_column(default=None)
+    welcomed_at: Mapped[datetime | None] = mapped_column(default=None)
 
     person: Mapped[Person] = relationship()
     organisation: Mapped[Organisation] = relationship()
+
+
+class CanvasSection(Base):
+    """The organisation's section in the programme's course on one Canvas (one section per organisation, so
+    enrolments limited to it keep municipalities from seeing each other's people). ``section_id`` is None until the
+    worker that holds this row's lock has found or created the section."""
+
+    __tablename__ = "canvas_section"
+    __table_args__ = (UniqueConstraint("canvas_instance_id", "course_id", "organisation_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    canvas_instance_id: Mapped[int] = mapped_column(ForeignKey("canvas_instance.id", ondelete="CASCADE"))
+    course_id: Mapped[str] = mapped_column(String(64))
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id", ondelete="CASCADE"), index=True)
+    section_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class AuditEntry(Base):
@@ -140,4 +190,4 @@ class AuditEntry(Base):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
-__all__ = ["AuditEntry", "Order", "OrderSource", "OrderStatus", "Seat", "SeatPool"]
+__all__ = ["AuditEntry", "CanvasSection", "CanvasStatus", "Order", "OrderSource", "OrderStatus", "Seat", "SeatPool"]

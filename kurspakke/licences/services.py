@@ -129,6 +129,8 @@ def _seat_state(seat: Seat) -> dict[str, Any]:
         "valid_until": iso(seat.valid_until),
         "revoked_at": iso(seat.revoked_at),
         "returned_at": iso(seat.returned_at),
+        "sis_user_id": seat.sis_user_id,
+        "login_id": seat.login_id,
     }
 
 
@@ -376,29 +378,30 @@ def assign_seat(
     return seat
 
 
-def revoke_seat(session: Session, seat: Seat, *, started: bool, actor: str) -> Seat:
-    """Revoke a seat. It returns to the pool only when its holder has not ``started`` (the caller reads that from
-    Canvas and the tool's records); otherwise it stays taken and only the revocation is recorded.
+def revoke_seat(session: Session, seat: Seat, *, started: bool | None, actor: str) -> Seat:
+    """Revoke a seat. It returns to the pool only when its holder has not ``started``; when ``started`` is None the
+    decision waits for the worker that reads Canvas (``decide_revoked_seat``) and the seat stays taken until then.
 
     Raises SeatStateError("seat_already_revoked"). Nothing is written when it raises.
     """
     pool = _locked_pool(session, seat.organisation_id, seat.programme_id, create=False)
     assert pool is not None  # a seat was assigned from it
-    seat = session.scalars(
-        select(Seat).where(Seat.id == seat.id).with_for_update().execution_options(populate_existing=True)
-    ).one()
+    seat = _locked_seat(session, seat.id)
     if seat.revoked_at is not None:
         raise SeatStateError("seat_already_revoked")
     before = _seat_state(seat)
     now = utcnow()
     seat.revoked_at = now
-    if not started:
+    if started is not None:
+        seat.revoke_decided_at = now
+    if started is False:
         seat.returned_at = now
         pool.assigned -= 1
+    action = {None: "seat.revoke_pending", True: "seat.revoke", False: "seat.revoke_returned"}[started]
     audit(
         session,
         actor=actor,
-        action="seat.revoke" if started else "seat.revoke_returned",
+        action=action,
         entity_type="seat",
         entity_id=seat.id,
         before=before,
@@ -406,6 +409,42 @@ def revoke_seat(session: Session, seat: Seat, *, started: bool, actor: str) -> S
     )
     session.flush()
     return seat
+
+
+def decide_revoked_seat(session: Session, seat_id: int, *, started: bool, actor: str) -> Seat | None:
+    """Settle a revocation whose decision waited for Canvas: the seat returns to the pool when its holder had not
+    started. None when there was nothing to decide (not revoked, or decided already)."""
+    seat = session.get(Seat, seat_id)
+    if seat is None:
+        return None
+    pool = _locked_pool(session, seat.organisation_id, seat.programme_id, create=False)
+    assert pool is not None
+    seat = _locked_seat(session, seat_id)
+    if seat.revoked_at is None or seat.revoke_decided_at is not None:
+        return None
+    before = _seat_state(seat)
+    now = utcnow()
+    seat.revoke_decided_at = now
+    if not started:
+        seat.returned_at = now
+        pool.assigned -= 1
+    audit(
+        session,
+        actor=actor,
+        action="seat.revoke_returned" if not started else "seat.revoke",
+        entity_type="seat",
+        entity_id=seat.id,
+        before=before,
+        after=_seat_state(seat) | {"started": started},
+    )
+    session.flush()
+    return seat
+
+
+def _locked_seat(session: Session, seat_id: int) -> Seat:
+    return session.scalars(
+        select(Seat).where(Seat.id == seat_id).with_for_update().execution_options(populate_existing=True)
+    ).one()
 
 
 __all__ = [
@@ -421,6 +460,7 @@ __all__ = [
     "confirm_order",
     "create_order",
     "credit_order",
+    "decide_revoked_seat",
     "order_totals",
     "revoke_seat",
     "seat_pool",

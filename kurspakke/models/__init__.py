@@ -1,7 +1,16 @@
 """The domain's tables. Import from here; Alembic's env.py reads ``Base.metadata``."""
 
 # Domain packages with their own models.py are re-exported here so Alembic sees every table.
-from kurspakke.licences.models import AuditEntry, Order, OrderSource, OrderStatus, Seat, SeatPool
+from kurspakke.licences.models import (
+    AuditEntry,
+    CanvasSection,
+    CanvasStatus,
+    Order,
+    OrderSource,
+    OrderStatus,
+    Seat,
+    SeatPool,
+)
 from kurspakke.models.base import Base, utcnow
 from kurspakke.models.lti import (
     CanvasInstance,
@@ -22,11 +31,14 @@ from kurspakke.models.people import (
     ProgrammeRoleKind,
     UnlicensedLaunch,
 )
+from kurspakke.outbox.models import OutboxStep, PeriodicJob, StepStatus
 
 __all__ = [
     "AuditEntry",
     "Base",
     "CanvasInstance",
+    "CanvasSection",
+    "CanvasStatus",
     "CourseLink",
     "Deployment",
     "ExpiringValue",
@@ -37,6 +49,8 @@ __all__ = [
     "OrderStatus",
     "Organisation",
     "OrganisationKind",
+    "OutboxStep",
+    "PeriodicJob",
     "Person",
     "PersonIdentity",
     "ProgrammeRole",
@@ -44,6 +58,7 @@ __all__ = [
     "Registration",
     "Seat",
     "SeatPool",
+    "StepStatus",
     "ToolKey",
     "UnlicensedLaunch",
     "utcnow",

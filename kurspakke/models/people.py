@@ -98,6 +98,9 @@ class PersonIdentity(Base):
     # For a Canvas user id: the primary e-mail Canvas reported for the account when the tool provisioned it (people
     # matched to an existing account often have another primary address than their seat's).
     email: Mapped[str | None] = mapped_column(String(320), default=None, index=True)
+    # A Canvas account the tool created (its name follows the person's); False for an account it only matched, which
+    # the tool never edits (DESIGN.md §3).
+    created_by_tool: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
 
     person: Mapped[Person] = relationship(back_populates="identities")
 
