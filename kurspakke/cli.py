@@ -307,5 +307,13 @@ def serve(host: str, port: int, with_simulator: bool | None) -> None:
     run_simple(host, port, app, threaded=True, use_reloader=False)
 
 
+def _register_groups() -> None:
+    from kurspakke.cli_seats import seats
+
+    main.add_command(seats)
+
+
+_register_groups()
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -171,6 +171,9 @@ class CanvasSection(Base):
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id", ondelete="CASCADE"), index=True)
     section_id: Mapped[str | None] = mapped_column(String(64), default=None)
     name: Mapped[str] = mapped_column(String(255), default="")
+    # The worker creating the section holds this lease, so two workers never create two sections.
+    locked_by: Mapped[str | None] = mapped_column(String(128), default=None)
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -116,9 +116,13 @@ def _grant_participant(session: Session, person: Person, organisation: Organisat
         session.flush()
 
 
-def sync_seat_later(session: Session, seat: Seat) -> None:
-    """Write the step that makes Canvas match the seat (enrolled while it is held, concluded once revoked)."""
-    enqueue(session, SEAT_SYNC, f"seat:{seat.id}", {"seat_id": seat.id})
+def sync_seat_later(session: Session, seat: Seat, *, update_account: bool = False) -> None:
+    """Write the step that makes Canvas match the seat (enrolled while it is held, concluded once revoked);
+    ``update_account`` carries the person's name and e-mail to an account the tool created."""
+    payload: dict[str, object] = {"seat_id": seat.id}
+    if update_account:
+        payload["update_account"] = True
+    enqueue(session, SEAT_SYNC, f"seat:{seat.id}", payload)
 
 
 def assign_person(
@@ -171,7 +175,7 @@ def edit_person(session: Session, seat: Seat, *, name: str, email: str, workplac
         before=before,
         after=_seat_state(seat) | {"name": person.name, "email": person.email},
     )
-    sync_seat_later(session, seat)
+    sync_seat_later(session, seat, update_account=True)
     session.flush()
     return seat
 

@@ -63,6 +63,8 @@ def upgrade() -> None:
         sa.Column("organisation_id", sa.Integer(), nullable=False),
         sa.Column("section_id", sa.String(length=64), nullable=True),
         sa.Column("name", sa.String(length=255), nullable=False),
+        sa.Column("locked_by", sa.String(length=128), nullable=True),
+        sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["canvas_instance_id"],

@@ -1,0 +1,211 @@
+"""The outbox worker: claims steps, runs their handlers, settles them; and runs the periodic jobs once per period.
+
+Several workers may run on one PostgreSQL (claims use SKIP LOCKED, see kurspakke.outbox.services). A worker killed
+mid-step loses nothing: the step's lease runs out and another worker (or the same one restarted) runs it again; the
+handlers are idempotent. Errors from Canvas decide what happens to the step:
+
+- throttled, unavailable, timed out, connection lost, answer lost, an answer of the wrong shape: tried again after
+  a jittered backoff, parked after ``max_attempts`` tries;
+- refused (4xx), the token refused, a resource gone, several accounts fitting: parked at once with the message;
+- anything else (a bug): tried again like a transient error, so it is parked with its error after the tries.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from course_sync.canvas import CanvasBadResponse, CanvasError, CanvasThrottled, CanvasUnavailable
+from course_sync.provisioning import StepContext
+from kurspakke.db import transaction
+from kurspakke.models import CanvasInstance, utcnow
+from kurspakke.outbox import services as outbox
+from kurspakke.outbox.services import StepPark, StepRetry
+
+log = logging.getLogger("kurspakke.worker")
+
+Handler = Callable[[StepContext, dict[str, Any]], None]
+OnPark = Callable[[Session, dict[str, Any], str], None]
+
+EXIT_IDLE = 0
+EXIT_PARKED = 3
+EXIT_TIMED_OUT = 4
+
+
+@dataclass(frozen=True)
+class StepKind:
+    run: Handler
+    on_park: OnPark | None = None
+
+
+@dataclass(frozen=True)
+class PeriodicJobSpec:
+    """A job that runs once per period: ``period(now)`` names the current period ("2026-11-30"), or None while it is
+    not yet time (e.g. before 02:00 Oslo time); ``run`` returns a report stored with the job."""
+
+    name: str
+    period: Callable[[datetime], str | None]
+    run: Callable[[StepContext], dict[str, Any]]
+
+
+@dataclass
+class WorkerOptions:
+    lease_seconds: float = 120.0
+    max_attempts: int = 8
+    retry_base: float = 0.5
+    retry_cap: float = 900.0
+    poll_seconds: float = 1.0
+    job_lease_seconds: float = 1800.0
+
+
+@dataclass
+class Worker:
+    sessions: sessionmaker[Session]
+    client_for: Callable[[CanvasInstance], Any]
+    kinds: Mapping[str, StepKind]
+    options: WorkerOptions = field(default_factory=WorkerOptions)
+    jobs: tuple[PeriodicJobSpec, ...] = ()
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
+    sleep: Callable[[float], None] = time.sleep
+    monotonic: Callable[[], float] = time.monotonic
+
+    def _context(self, step_id: int | None) -> StepContext:
+        def finish(session: Session) -> bool:
+            return step_id is None or outbox.finish(session, step_id, self.worker_id)
+
+        return StepContext(self.sessions, self.client_for, self.worker_id, finish)
+
+    # ---------------------------------------------------------------- steps
+    def run_one(self) -> bool:
+        """Claim and run one due step; False when none was due."""
+        with transaction(self.sessions) as session:
+            step = outbox.claim(
+                session, self.worker_id, lease_seconds=self.options.lease_seconds, kinds=tuple(self.kinds)
+            )
+            if step is None:
+                return False
+            step_id, kind, payload = step.id, step.kind, dict(step.payload or {})
+        spec = self.kinds[kind]
+        try:
+            spec.run(self._context(step_id), payload)
+        except StepPark as exc:
+            self._settle(step_id, spec, payload, str(exc), park=True)
+        except StepRetry as exc:
+            self._settle(step_id, spec, payload, str(exc), park=False, delay=exc.delay, count=exc.count)
+        except (CanvasThrottled, CanvasUnavailable, CanvasBadResponse) as exc:
+            self._settle(step_id, spec, payload, str(exc), park=False)
+        except CanvasError as exc:
+            self._settle(step_id, spec, payload, str(exc), park=True)
+        except Exception as exc:  # a bug or the database: tried again, parked with its error after the tries
+            log.exception("outbox step %s (%s) failed", step_id, kind)
+            self._settle(step_id, spec, payload, f"{type(exc).__name__}: {exc}", park=False)
+        return True
+
+    def _settle(
+        self,
+        step_id: int,
+        spec: StepKind,
+        payload: dict[str, Any],
+        error: str,
+        *,
+        park: bool,
+        delay: float | None = None,
+        count: bool = True,
+    ) -> None:
+        with transaction(self.sessions) as session:
+            status = outbox.fail(
+                session,
+                step_id,
+                self.worker_id,
+                error,
+                park=park,
+                max_attempts=self.options.max_attempts,
+                base=self.options.retry_base,
+                cap=self.options.retry_cap,
+                delay=delay,
+                count=count,
+            )
+            if status is outbox.StepStatus.PARKED:
+                log.warning("outbox step %s parked: %s", step_id, error)
+                if spec.on_park is not None:
+                    spec.on_park(session, payload, error)
+
+    def run_until_idle(self, max_seconds: float | None = None) -> int:
+        """Run steps until none is pending (steps waiting for a retry are waited for; periodic jobs do not count).
+        Exit code: 0 when nothing is parked, 3 when steps are parked, 4 when ``max_seconds`` ran out first."""
+        deadline = None if max_seconds is None else self.monotonic() + max_seconds
+        while True:
+            if self.run_one():
+                continue
+            with transaction(self.sessions) as session:
+                pending = outbox.pending_count(session)
+                parked = outbox.parked_count(session)
+                due = outbox.next_due(session) if pending else None
+            if not pending:
+                return EXIT_PARKED if parked else EXIT_IDLE
+            if deadline is not None and self.monotonic() >= deadline:
+                return EXIT_TIMED_OUT
+            wait = self.options.poll_seconds
+            if due is not None:
+                wait = min(wait, max(0.01, (due - utcnow()).total_seconds()))
+            if deadline is not None:
+                wait = min(wait, max(0.0, deadline - self.monotonic()))
+            self.sleep(wait)
+
+    # ---------------------------------------------------------- periodic jobs
+    def run_jobs(self, now: datetime | None = None) -> list[str]:
+        """Run each periodic job whose period this worker can take; returns the names of the jobs it completed."""
+        now = now or utcnow()
+        completed: list[str] = []
+        for job in self.jobs:
+            period = job.period(now)
+            if period is None:
+                continue
+            with transaction(self.sessions) as session:
+                taken = outbox.take_period(
+                    session, job.name, period, self.worker_id, lease_seconds=self.options.job_lease_seconds, now=now
+                )
+            if not taken:
+                continue
+            try:
+                report = job.run(self._context(None))
+            except Exception as exc:
+                log.exception("periodic job %s failed", job.name)
+                with transaction(self.sessions) as session:
+                    outbox.release_period(session, job.name, self.worker_id, f"{type(exc).__name__}: {exc}")
+                continue
+            with transaction(self.sessions) as session:
+                if outbox.complete_period(session, job.name, period, self.worker_id, report):
+                    completed.append(job.name)
+        return completed
+
+    def run_forever(self, *, stop: Callable[[], bool] = lambda: False) -> None:
+        while not stop():
+            self.run_jobs()
+            worked = False
+            while self.run_one():
+                worked = True
+                if stop():
+                    return
+            if not worked:
+                self.sleep(self.options.poll_seconds)
+
+
+__all__ = [
+    "EXIT_IDLE",
+    "EXIT_PARKED",
+    "EXIT_TIMED_OUT",
+    "PeriodicJobSpec",
+    "StepKind",
+    "Worker",
+    "WorkerOptions",
+]

@@ -1,0 +1,78 @@
+"""E-mail texts, in the person's language through the translation catalogue (Norwegian Bokmål by default).
+
+The catalogue is the web app's (lti_tool/translations): one catalogue for every text a user reads. It is read here
+as files, so the domain does not import the web app.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from functools import cache
+from gettext import NullTranslations
+from pathlib import Path
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.support import Translations
+
+from kurspakke.programmes import Programme
+
+CATALOGUE_DIR = Path(__file__).resolve().parent.parent / "lti_tool" / "translations"
+
+
+@cache
+def catalogue(locale: str = "nb") -> NullTranslations:
+    po = CATALOGUE_DIR / locale / "LC_MESSAGES" / "messages.po"
+    with po.open("rb") as fh:
+        catalog = read_po(fh, locale=locale)
+    buf = io.BytesIO()
+    write_mo(buf, catalog)
+    buf.seek(0)
+    return Translations(buf)
+
+
+@dataclass(frozen=True)
+class Message:
+    to: str
+    subject: str
+    text: str
+
+
+def welcome_message(
+    *,
+    name: str,
+    email: str,
+    login: str,
+    organisation: str,
+    programme: Programme,
+    course_url: str,
+    provider_login: bool,
+    locale: str = "nb",
+) -> Message:
+    """The welcome e-mail of a participant enrolled in Canvas, saying exactly how to sign in on this Canvas."""
+    _ = catalogue(locale).gettext
+    if provider_login:
+        how = _("Sign in to Canvas with your usual work login (for example Feide); your user name is %(login)s.") % {
+            "login": login
+        }
+    else:
+        how = _(
+            "Canvas sends you its own e-mail to finish your registration and choose a password. Your login is "
+            "%(login)s; if the e-mail does not come, use \u201cForgot password\u201d on Canvas's login page."
+        ) % {"login": login}
+    subject = _("You have a place on %(programme)s") % {"programme": programme.title}
+    text = "\n\n".join(
+        [
+            _("Hello %(name)s,") % {"name": name},
+            _("%(organisation)s has given you a place on the training programme \u201c%(programme)s\u201d in Canvas.")
+            % {"organisation": organisation, "programme": programme.title},
+            how,
+            _("The course: %(url)s") % {"url": course_url},
+            _("Regards,\n%(issuer)s") % {"issuer": programme.issuer},
+        ]
+    )
+    return Message(to=email, subject=subject, text=text)
+
+
+__all__ = ["Message", "catalogue", "welcome_message"]

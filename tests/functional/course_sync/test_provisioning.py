@@ -1,0 +1,234 @@
+"""Seats carried to Canvas by the outbox worker, against the simulator's REST half over real HTTP, on SQLite and
+PostgreSQL: accounts found or created, one section per organisation, enrolments limited to it, revocation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from canvas_sim.keys import private_pem
+from canvas_sim.rest import CanvasRest, Enrollment, User, _sortable
+from course_sync.worker import EXIT_IDLE, EXIT_PARKED
+from kurspakke.crypto import Encryptor
+from kurspakke.db import transaction
+from kurspakke.licences.models import CanvasSection, CanvasStatus, Seat, SeatPool
+from kurspakke.licences.seating import PersonInput, assign_person, edit_person, revoke_person
+from kurspakke.licences.services import confirm_order, create_order
+from kurspakke.models import (
+    IdentityKind,
+    OrderSource,
+    Organisation,
+    OutboxStep,
+    PersonIdentity,
+    StepStatus,
+)
+from kurspakke.programmes import load_programmes
+from kurspakke.services.people import get_or_create_organisation
+from tests.support.canvas_live import LiveCanvas, live_canvas, register, worker
+
+PROGRAMME = load_programmes()["lindrende-behandling"]
+ACTOR = "licence admin test"
+CREATE_USER = "POST /api/v1/accounts/:account_id/users"
+ENROL = "POST /api/v1/sections/:section_id/enrollments"
+CREATE_SECTION = "POST /api/v1/courses/:course_id/sections"
+
+
+@pytest.fixture(scope="module")
+def platform_pem() -> bytes:
+    return private_pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+
+
+@pytest.fixture
+def canvas(platform_pem: bytes) -> Iterator[LiveCanvas]:
+    with live_canvas(platform_pem) as live:
+        yield live
+
+
+def canvas_user(rest: CanvasRest, name: str, email: str, login: str | None = None) -> User:
+    """An account somebody made in Canvas before the tool (people often have one already)."""
+    with rest.lock:
+        uid = next(rest._user_ids)
+        user = rest.users[uid] = User(uid, name, name, _sortable(name), rest.now(), [email])
+        rest._new_login(uid, login or email, None, None, None)
+    return user
+
+
+def setup_pool(
+    sessions: sessionmaker[Session], canvas: LiveCanvas, encryptor: Encryptor, seats: int, **instance: object
+) -> int:
+    with transaction(sessions) as session:
+        register(session, canvas, encryptor, **instance)
+        org = get_or_create_organisation(session, name="Hamar kommune", orgnr="970540008")
+        order = create_order(
+            session, organisation=org, programme=PROGRAMME, quantity=seats, source=OrderSource.MANUAL, actor=ACTOR
+        )
+        confirm_order(session, order, actor=ACTOR)
+        return org.id
+
+
+def assign(sessions: sessionmaker[Session], org_id: int, n: int, **extra: str) -> int:
+    with transaction(sessions) as session:
+        org = session.get(Organisation, org_id)
+        assert org is not None
+        raw = PersonInput(f"Deltaker {n}", f"deltaker{n}@hamar.kommune.no", "sykehjem", **extra)
+        return assign_person(session, org, PROGRAMME, raw, actor=ACTOR).id
+
+
+def student_enrolments(rest: CanvasRest) -> list[Enrollment]:
+    """Student enrolments outside the course's default section (where the simulator's demo people are)."""
+    default = min(rest.sections)
+    return [e for e in rest.enrollments.values() if e.type == "StudentEnrollment" and e.section_id != default]
+
+
+def test_new_people_get_an_account_a_section_and_an_enrolment_limited_to_it(
+    session_factory: sessionmaker[Session], canvas: LiveCanvas, encryptor: Encryptor
+) -> None:
+    org_id = setup_pool(session_factory, canvas, encryptor, 5)
+    seat_ids = [assign(session_factory, org_id, n) for n in range(3)]
+
+    assert worker(session_factory, encryptor).run_until_idle(max_seconds=30) == EXIT_IDLE
+
+    rest = canvas.rest
+    sections = [s for s in rest.sections.values() if s.name == "Hamar kommune (970540008)"]
+    assert len(sections) == 1
+    assert rest.count(CREATE_SECTION) == 1
+    ours = [e for e in student_enrolments(rest) if e.section_id == sections[0].id]
+    assert len(ours) == 3
+    assert all(e.state == "active" and e.limit_privileges_to_course_section for e in ours)
+    assert rest.count(CREATE_USER) == 3
+    logins = {lg.unique_id for lg in rest.logins.values()}
+    assert {f"deltaker{n}@hamar.kommune.no" for n in range(3)} <= logins
+    # Per new person: a search, a create and an enrolment (the section once for the organisation).
+    per_person = (
+        rest.count("GET /api/v1/accounts/:account_id/users") + rest.count(CREATE_USER) + rest.count(ENROL)
+    ) / 3
+    assert per_person <= 3
+    with session_factory() as session:
+        seats = [session.get(Seat, i) for i in seat_ids]
+        assert all(s is not None and s.canvas_status is CanvasStatus.ACTIVE for s in seats)
+        identities = session.scalars(select(PersonIdentity).where(PersonIdentity.kind == IdentityKind.CANVAS_USER_ID))
+        recorded = {(i.scope, i.value, i.created_by_tool, i.email) for i in identities}
+        assert recorded == {(canvas.scope, s.canvas_user_id, True, s.person.email) for s in seats if s is not None}
+        org = session.get(Organisation, org_id)
+        assert org is not None and org.canvas_instance_id is not None
+        # The welcome e-mails went out as steps of their own.
+        kinds = session.execute(select(OutboxStep.kind, OutboxStep.status)).all()
+        assert sorted(kinds) == sorted([("seat.sync", StepStatus.DONE)] * 3 + [("mail.welcome", StepStatus.DONE)] * 3)
+
+
+def test_an_existing_account_is_matched_by_email_and_never_edited(
+    session_factory: sessionmaker[Session], canvas: LiveCanvas, encryptor: Encryptor
+) -> None:
+    org_id = setup_pool(session_factory, canvas, encryptor, 2)
+    existing = canvas_user(canvas.rest, "Kari Nordmann", "DELTAKER0@hamar.kommune.no", login="kari.nordmann")
+    seat_id = assign(session_factory, org_id, 0)
+
+    assert worker(session_factory, encryptor).run_until_idle(max_seconds=30) == EXIT_IDLE
+
+    assert canvas.rest.count(CREATE_USER) == 0
+    assert [e.user_id for e in student_enrolments(canvas.rest)] == [existing.id]
+    with transaction(session_factory) as session:
+        seat = session.get(Seat, seat_id)
+        assert seat is not None and seat.canvas_user_id == str(existing.id)
+        identity = session.scalars(select(PersonIdentity).where(PersonIdentity.value == str(existing.id))).one()
+        assert identity.created_by_tool is False
+        assert identity.email == "deltaker0@hamar.kommune.no"
+        edit_person(session, seat, name="Kari Nordkvinne", email=seat.person.email, workplace="", actor=ACTOR)
+    assert worker(session_factory, encryptor).run_until_idle(max_seconds=30) == EXIT_IDLE
+    assert canvas.rest.users[existing.id].name == "Kari Nordmann"  # a matched account is never edited
+    assert canvas.rest.count("PUT /api/v1/users/:user_id") == 0
+
+
+def test_a_name_correction_reaches_an_account_the_tool_created(
+    session_factory: sessionmaker[Session], canvas: LiveCanvas, encryptor: Encryptor
+) -> None:
+    org_id = setup_pool(session_factory, canvas, encryptor, 2)
+    seat_id = assign(session_factory, org_id, 0)
+    assert worker(session_factory, encryptor).run_until_idle(max_seconds=30) == EXIT_IDLE
+    with transaction(session_factory) as session:
+        seat = session.get(Seat, seat_id)
+        assert seat is not None
+        edit_person(session, seat, name="Deltaker Null", email=seat.person.email, workplace="", actor=ACTOR)
+        user_id = int(seat.canvas_user_id or 0)
+    assert worker(session_factory, encryptor).run_until_idle(max_seconds=30) == EXIT_IDLE
+    assert canvas.rest.users[user_id].name == "Deltaker Null"
+
+
+def test_several_fitting_accounts_are_parked_for_a_person_and_nothing_is_created(
+    session_factory: sessionmaker[Session], canvas: LiveCanvas, encryptor: Encryptor
+) -> None:
+    org_id = setup_pool(session_factory, canvas, encryptor, 2)
+    canvas_user(canvas.rest, "Deltaker 0", "deltaker0@hamar.kommune.no", login="d0-a")
+    canvas_user(canvas.rest, "Deltaker Null", "other@example.no", login="deltaker0@hamar.kommune.no")
+    seat_id = assign(session_factory, org_id, 0)
+
+    assert worker(session_factory, encryptor).run_until_idle(max_seconds=30) == EXIT_PARKED
+
+    assert canvas.rest.count(CREATE_USER) == 0
+    assert student_enrolments(canvas.rest) == []
+    with session_factory() as session:
+        seat = session.get(Seat, seat_id)
+        assert seat is not None and seat.canvas_status is CanvasStatus.FAILED
+        assert "several Canvas accounts" in (seat.canvas_error or "")
+        step = session.scalars(select(OutboxStep).where(OutboxStep.kind == "seat.sync")).one()
+        assert step.status is StepStatus.PARKED and step.attempts == 1
+
+
+def test_revoking_before_the_person_started_concludes_and_returns_the_seat(
+    session_factory: sessionmaker[Session], canvas: LiveCanvas, encryptor: Encryptor
+) -> None:
+    org_id = setup_pool(session_factory, canvas, encryptor, 2)
+    seat_ids = [assign(session_factory, org_id, n) for n in range(2)]
+    assert worker(session_factory, encryptor).run_until_idle(max_seconds=30) == EXIT_IDLE
+    enrolment_of = {e.user_id: e for e in student_enrolments(canvas.rest)}
+    with transaction(session_factory) as session:
+        started = session.get(Seat, seat_ids[1])
+        assert started is not None
+        canvas.rest.set_last_activity(enrolment_of[int(started.canvas_user_id or 0)].id, datetime.now(UTC))
+        for seat_id in seat_ids:
+            seat = session.get(Seat, seat_id)
+            assert seat is not None
+            revoke_person(session, seat, actor=ACTOR)
+        pool = session.scalars(select(SeatPool)).one()
+        assert pool.assigned == 2  # undecided until Canvas is read
+
+    assert worker(session_factory, encryptor).run_until_idle(max_seconds=30) == EXIT_IDLE
+
+    assert {e.state for e in student_enrolments(canvas.rest)} == {"completed"}
+    with session_factory() as session:
+        pool = session.scalars(select(SeatPool)).one()
+        assert pool.assigned == 1  # the one who had started keeps the seat taken
+        fresh, used = (session.get(Seat, i) for i in seat_ids)
+        assert fresh is not None and fresh.returned_at is not None
+        assert used is not None and used.returned_at is None and used.revoke_decided_at is not None
+        assert fresh.canvas_status is CanvasStatus.CONCLUDED
+
+
+def test_one_section_per_organisation_however_many_workers(
+    session_factory: sessionmaker[Session], canvas: LiveCanvas, encryptor: Encryptor
+) -> None:
+    import threading
+
+    org_id = setup_pool(session_factory, canvas, encryptor, 20)
+    for n in range(20):
+        assign(session_factory, org_id, n)
+    canvas.rest.set_latency(0.02)
+    workers = [worker(session_factory, encryptor) for _ in range(3)]
+    codes: list[int] = []
+    threads = [threading.Thread(target=lambda w=w: codes.append(w.run_until_idle(max_seconds=60))) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert codes == [EXIT_IDLE] * 3
+    assert canvas.rest.count(CREATE_SECTION) == 1
+    assert len(student_enrolments(canvas.rest)) == 20
+    assert canvas.rest.count(CREATE_USER) == 20
+    with session_factory() as session:
+        assert session.scalar(select(func.count(CanvasSection.id))) == 1
