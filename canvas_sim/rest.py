@@ -23,13 +23,17 @@ Endpoints (form-encoded `a[b]=…` / `a[]=…` parameters or a JSON body; ids ma
   GET    /api/v1/courses/:course_id/enrollments        and /api/v1/sections/:section_id/enrollments:
                                                        type[], role[], state[] (default active+invited), user_id
   DELETE /api/v1/courses/:course_id/enrollments/:id    task=conclude (default) | delete | deactivate | inactivate
+  GET    /api/v1/courses/:course_id/assignments        (canvas_sim.grading: Classic Quiz, New Quiz, plain)
+  GET    /api/v1/courses/:course_id/students/submissions
+                                                       student_ids[] (ids or "all"), assignment_ids[],
+                                                       submitted_since, graded_since, workflow_state
 Lists: per_page 10 by default, at most 100; numbered pages (rel current/next/prev/first/last) except enrolments,
-which use opaque `page=bookmark:…` links without rel="last", as Canvas does for large collections.
+and submissions, which use opaque `page=bookmark:…` links without rel="last", as Canvas does for large collections.
 
 Tests drive it through `CanvasRest` (found with `rest_of(app)`): `inject(...)` faults, `set_latency(...)`,
-`set_last_activity(...)`, `throttle.fill(...)`; read `counts` per endpoint label (e.g.
-"POST /api/v1/accounts/:account_id/users", refused requests included), `refusals`, `faults_fired`,
-`max_in_flight`. A `FakeClock` makes the throttle and the simulated service time deterministic.
+`set_last_activity(...)`, `add_assignment(...)`, `record_submission(...)`, `throttle.fill(...)`; read `counts`
+per endpoint label (e.g. "POST /api/v1/accounts/:account_id/users", refused requests included), `refusals`,
+`faults_fired`, `max_in_flight`. A `FakeClock` makes the throttle and the simulated service time deterministic.
 """
 
 from __future__ import annotations
@@ -56,6 +60,14 @@ from urllib.parse import urlencode
 from flask import Flask, Response, request
 
 from canvas_sim.config import SimConfig
+from canvas_sim.grading import (
+    SUBMISSION_STATES,
+    Assignment,
+    AssignmentKind,
+    Submission,
+    assignment_json,
+    submission_json,
+)
 from canvas_sim.users import INSTRUCTOR, LEARNER, TEACHING_ASSISTANT
 
 EXTENSION_KEY = "canvas_sim_rest"
@@ -338,6 +350,11 @@ class CanvasRest:
         self._login_keys: set[tuple[str, int | None]] = set()
         self._login_by_sis: dict[str, Login] = {}
         self._enrollment_by_key: dict[tuple[int, int, str], Enrollment] = {}
+        self.assignments: dict[int, Assignment] = {}
+        self.submissions: dict[tuple[int, int], Submission] = {}  # (assignment id, user id) → its one submission
+        self._assignment_ids = itertools.count(1)
+        self._quiz_ids = itertools.count(1)
+        self._submission_ids = itertools.count(1)
         self._user_ids = itertools.count(1001)
         self._login_ids = itertools.count(1)
         self._section_ids = itertools.count(1)
@@ -384,6 +401,80 @@ class CanvasRest:
     def set_last_activity(self, enrollment_id: int, when: datetime | None) -> None:
         with self.lock:
             self.enrollments[enrollment_id].last_activity_at = when
+
+    def add_assignment(
+        self,
+        name: str,
+        *,
+        kind: AssignmentKind = "classic_quiz",
+        points_possible: float | None = 10.0,
+        published: bool = True,
+        due_at: datetime | None = None,
+    ) -> Assignment:
+        """Add an assignment to the course: a graded Classic Quiz (gets a quiz_id, submission_types
+        ["online_quiz"]), a New Quiz (["external_tool"], is_quiz_lti_assignment) or a plain one."""
+        with self.lock:
+            a = Assignment(
+                next(self._assignment_ids),
+                self.config.course_id,
+                name,
+                kind,
+                points_possible,
+                published,
+                len(self.assignments) + 1,
+                next(self._quiz_ids) if kind == "classic_quiz" else None,
+                due_at,
+                self.now(),
+            )
+            self.assignments[a.id] = a
+            return a
+
+    def record_submission(
+        self,
+        assignment_id: int,
+        user_id: int,
+        *,
+        submitted_at: datetime | None = None,
+        score: float | None = None,
+        graded_at: datetime | None = None,
+        workflow_state: str | None = None,
+        excused: bool | None = None,
+    ) -> Submission:
+        """Set a user's submission of an assignment (Canvas's one submission per student and assignment, so a
+        second call changes the same one and keeps its id). Defaults as Canvas would have them: graded_at now
+        when a score or excuse is given; workflow_state "graded" when graded, "submitted" when handed in, else
+        "unsubmitted"; attempt 1 once handed in."""
+        with self.lock:
+            if assignment_id not in self.assignments or user_id not in self.users:
+                raise KeyError((assignment_id, user_id))
+            if workflow_state is not None and workflow_state not in SUBMISSION_STATES:
+                raise ValueError(f"unknown submission workflow_state {workflow_state!r}")
+            s = self._submission(assignment_id, user_id)
+            s.submitted_at = submitted_at
+            s.score = score
+            s.excused = excused
+            graded = score is not None or bool(excused)
+            s.graded_at = graded_at if graded_at is not None or not graded else self.now()
+            if workflow_state is None:
+                workflow_state = "graded" if graded else "submitted" if submitted_at else "unsubmitted"
+            s.workflow_state = workflow_state
+            s.attempt = 1 if submitted_at else None
+            return s
+
+    def _submission(self, assignment_id: int, user_id: int) -> Submission:
+        s = self.submissions.get((assignment_id, user_id))
+        if s is None:
+            s = Submission(next(self._submission_ids), assignment_id, user_id)
+            self.submissions[(assignment_id, user_id)] = s
+        return s
+
+    def student_ids(self) -> set[int]:
+        """Users with a StudentEnrollment in the course that is not deleted (Canvas's all_student_enrollments)."""
+        return {
+            e.user_id
+            for e in self.enrollments.values()
+            if e.type == "StudentEnrollment" and e.state != "deleted" and e.course_id == self.config.course_id
+        }
 
     def count(self, endpoint: str) -> int:
         return self.counts[endpoint]
@@ -889,6 +980,24 @@ def _check_login(rest: CanvasRest, unique_id: str | None, sis: str | None, provi
 
 @_route("POST", "/api/v1/accounts/:account_id/users")
 def _create_user(rest: CanvasRest, a: dict[str, str], p: dict[str, Any]) -> tuple[Any, str | None]:
+    try:
+        return _create_user_checked(rest, a, p)
+    except CanvasError as exc:
+        errors = exc.body.get("errors") if isinstance(exc.body, dict) else None
+        if exc.status != 400 or not isinstance(errors, dict):
+            raise
+        # Canvas answers a refused user with every part's errors, empty where that part was fine.
+        body: dict[str, Any] = {
+            "user": {},
+            "pseudonym": {},
+            "observee": {},
+            "pairing_code": {},
+            "recaptcha": None,
+        } | errors
+        raise CanvasError(400, {"errors": body}) from None
+
+
+def _create_user_checked(rest: CanvasRest, a: dict[str, str], p: dict[str, Any]) -> tuple[Any, str | None]:
     rest._account(a["account_id"])
     u, ps, cc = _section_of(p, "user"), _section_of(p, "pseudonym"), _section_of(p, "communication_channel")
     sis = _str(ps.get("sis_user_id"))
@@ -1055,6 +1164,82 @@ def _end_enrollment(rest: CanvasRest, a: dict[str, str], p: dict[str, Any]) -> t
     e.state = _TASKS[task]
     e.updated_at = rest.now()
     return rest.enrollment_json(e), None
+
+
+@_route("GET", "/api/v1/courses/:course_id/assignments")
+def _list_assignments(rest: CanvasRest, a: dict[str, str], p: dict[str, Any]) -> tuple[Any, str | None]:
+    course_id = rest._course(a["course_id"])
+    items = sorted((x for x in rest.assignments.values() if x.course_id == course_id), key=lambda x: x.position)
+    page, link = paginate(items, p)
+    handed_in = {aid for (aid, _), s in rest.submissions.items() if s.submitted_at is not None}
+    base = rest.config.base
+    return [assignment_json(x, base, has_submissions=x.id in handed_in) for x in page], link
+
+
+_ISO8601 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?(\.\d+)?(Z|[+-]\d{2}:?\d{2})?$")
+
+
+def _since(p: dict[str, Any], name: str) -> datetime | None:
+    raw = _str(p.get(name))
+    if raw is None:
+        return None
+    if not _ISO8601.match(raw):
+        raise CanvasError(400, {"errors": {name: f"Invalid datetime for {name}"}})
+    value = datetime.fromisoformat(raw)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _unauthorized() -> CanvasError:
+    return CanvasError(
+        401, {"status": "unauthorized", "errors": [{"message": "user not authorized to perform that action"}]}
+    )
+
+
+@_route("GET", "/api/v1/courses/:course_id/students/submissions")
+def _student_submissions(rest: CanvasRest, a: dict[str, str], p: dict[str, Any]) -> tuple[Any, str | None]:
+    course_id = rest._course(a["course_id"])
+    students = rest.student_ids()
+    asked = _list(p.get("student_ids"))
+    if "all" in asked:
+        wanted = students
+    else:
+        if not asked:
+            raise _unauthorized()  # Canvas would list the caller's own submissions; the API user is no student
+        if len(asked) > MAX_PER_PAGE:
+            raise CanvasError(400, {"error": "too many students"})
+        wanted = set()
+        for ref in asked:
+            if ref.startswith("sis_user_id:"):
+                login = rest._login_by_sis.get(ref.partition(":")[2])
+                if login is not None:
+                    wanted.add(login.user_id)
+            elif ref.isdigit():
+                wanted.add(int(ref))
+        if wanted - students:
+            raise _unauthorized()  # an id that is not a student of the course
+    published = {x.id: x for x in rest.assignments.values() if x.course_id == course_id and x.published}
+    requested = _list(p.get("assignment_ids"))
+    if requested:
+        ids = {int(r) if r.isdigit() else 0 for r in requested}
+        if ids - set(published):
+            raise CanvasError(403, {"error": "invalid assignment ids requested"})
+        published = {i: x for i, x in published.items() if i in ids}
+    submitted_since, graded_since = _since(p, "submitted_since"), _since(p, "graded_since")
+    state = _str(p.get("workflow_state"))
+    items: list[Submission] = []
+    for assignment_id in published:
+        for user_id in wanted:
+            s = rest._submission(assignment_id, user_id)  # Canvas has one for every student, handed in or not
+            if state and s.workflow_state != state:
+                continue
+            if submitted_since and (s.submitted_at is None or s.submitted_at <= submitted_since):
+                continue
+            if graded_since and (s.graded_at is None or s.graded_at <= graded_since):
+                continue
+            items.append(s)
+    page, link = paginate_bookmarked(items, p, key=lambda s: s.id)
+    now, base = rest.now(), rest.config.base
+    return [submission_json(s, published[s.assignment_id], base, now) for s in page], link
 
 
 # -------------------------------------------------------------- HTTP layer

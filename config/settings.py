@@ -33,6 +33,9 @@ _NUMBERS: tuple[tuple[str, str, type[float] | type[int]], ...] = (
     ("canvas_timeout_seconds", "KURSPAKKE_CANVAS_TIMEOUT_SECONDS", float),
     ("retry_base_seconds", "KURSPAKKE_RETRY_BASE_SECONDS", float),
     ("retry_max_tries", "KURSPAKKE_RETRY_MAX_TRIES", int),
+    ("outbox_max_attempts", "KURSPAKKE_OUTBOX_MAX_ATTEMPTS", int),
+    ("outbox_lease_seconds", "KURSPAKKE_OUTBOX_LEASE_SECONDS", float),
+    ("outbox_poll_seconds", "KURSPAKKE_OUTBOX_POLL_SECONDS", float),
 )
 
 
@@ -49,6 +52,8 @@ class Settings:
     encryption_key: str | None = None
     redis_url: str | None = None
     smtp_url: str | None = None
+    # The sender of the tool's e-mail (kurspakke/mail.py); SMTP_URL says where it goes.
+    mail_from: str = "kurspakke@localhost"
     webhook_secret: str | None = None
     canvas_api_url: str | None = None
     canvas_api_token: str | None = None
@@ -60,6 +65,12 @@ class Settings:
     canvas_timeout_seconds: float = 10.0
     retry_base_seconds: float = 0.5
     retry_max_tries: int = 5
+    # The outbox worker (course_sync.worker): tries of a step before it is parked (each try is itself up to
+    # retry_max_tries calls), how long a claimed step is a worker's before another may take it over (a killed
+    # worker's step comes back after this), and how often an idle worker looks for work.
+    outbox_max_attempts: int = 8
+    outbox_lease_seconds: float = 120.0
+    outbox_poll_seconds: float = 1.0
     jwt_leeway_seconds: int = 60
     login_state_ttl_seconds: int = 600
     launch_token_ttl_seconds: int = 10 * 3600  # a working day
@@ -111,6 +122,7 @@ class Settings:
             "encryption_key": env_map.get("KURSPAKKE_ENCRYPTION_KEY", "").strip() or None,
             "redis_url": env_map.get("REDIS_URL") or None,
             "smtp_url": env_map.get("SMTP_URL") or None,
+            "mail_from": env_map.get("KURSPAKKE_MAIL_FROM", "").strip() or cls.mail_from,
             "webhook_secret": env_map.get("KURSPAKKE_WEBHOOK_SECRET") or None,
             "canvas_api_url": env_map.get("CANVAS_API_URL") or None,
             "canvas_api_token": env_map.get("CANVAS_API_TOKEN") or None,

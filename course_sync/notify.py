@@ -10,6 +10,7 @@ from typing import Any
 from course_sync.provisioning import StepContext, course_for
 from kurspakke.db import transaction
 from kurspakke.licences.models import Seat
+from kurspakke.mail import InvalidMail, MailError
 from kurspakke.models import CanvasInstance, utcnow
 from kurspakke.notices import welcome_message
 from kurspakke.outbox.services import StepPark, StepRetry
@@ -46,7 +47,9 @@ def send_welcome(ctx: StepContext, payload: dict[str, Any], send: Callable[..., 
     else:
         try:
             send(to=message.to, subject=message.subject, text=message.text)
-        except Exception as exc:  # kurspakke.mail.MailError and the socket errors under it
+        except InvalidMail as exc:
+            raise StepPark(f"the e-mail cannot be sent: {exc}") from exc
+        except MailError as exc:
             raise StepRetry(f"the e-mail could not be delivered: {exc}") from exc
     with transaction(ctx.sessions) as session:
         seat = session.get(Seat, seat_id)

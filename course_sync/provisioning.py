@@ -374,17 +374,19 @@ def _conclude(ctx: StepContext, client: CanvasClient, plan: SeatPlan) -> None:
             user = None
         user_id = str(user.id) if user else None
     started = False
+    ours = []
     if user_id is not None:
-        for enrollment in client.enrollments(plan.course_id, user_id=user_id, states=("active", "invited")):
-            ours = enrollment.type == STUDENT and (
-                plan.section_id is None or str(enrollment.section_id) == plan.section_id
-            )
-            if not ours:
-                continue
-            started = started or enrollment.last_activity_at is not None
-            client.conclude(plan.course_id, enrollment.id)
-        if not plan.decided and not started:
+        ours = [
+            e
+            for e in client.enrollments(plan.course_id, user_id=user_id, states=("active", "invited"))
+            if e.type == STUDENT and (plan.section_id is None or str(e.section_id) == plan.section_id)
+        ]
+        started = any(e.last_activity_at is not None for e in ours)
+        if ours and not plan.decided and not started:
+            # Read while the person is still a student of the course: Canvas answers 401 for anyone else.
             started = any(s.submitted_at is not None for s in client.submissions(plan.course_id, student_ids=[user_id]))
+        for enrollment in ours:
+            client.conclude(plan.course_id, enrollment.id)
     with transaction(ctx.sessions) as session:
         seat = session.get(Seat, plan.seat_id)
         if seat is None or not ctx.finish(session):

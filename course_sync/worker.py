@@ -162,10 +162,10 @@ class Worker:
             self.sleep(wait)
 
     # ---------------------------------------------------------- periodic jobs
-    def run_jobs(self, now: datetime | None = None) -> list[str]:
-        """Run each periodic job whose period this worker can take; returns the names of the jobs it completed."""
+    def run_jobs(self, now: datetime | None = None) -> dict[str, dict[str, Any]]:
+        """Run each periodic job whose period this worker can take; returns the reports of the jobs it completed."""
         now = now or utcnow()
-        completed: list[str] = []
+        completed: dict[str, dict[str, Any]] = {}
         for job in self.jobs:
             period = job.period(now)
             if period is None:
@@ -185,7 +185,7 @@ class Worker:
                 continue
             with transaction(self.sessions) as session:
                 if outbox.complete_period(session, job.name, period, self.worker_id, report):
-                    completed.append(job.name)
+                    completed[job.name] = report
         return completed
 
     def run_forever(self, *, stop: Callable[[], bool] = lambda: False) -> None:

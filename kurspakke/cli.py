@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import sys
 import threading
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -218,21 +217,36 @@ def canvas_add(api_url: str, account_id: int, token_env: str, auth_provider_id: 
 
 
 @main.command()
-@click.option("--once", is_flag=True, help="Run one round and exit.")
-@click.option("--interval", default=60.0, show_default=True, help="Seconds between rounds.")
-def worker(once: bool, interval: float) -> None:
-    """Background jobs: purge expired LTI state (the outbox worker joins here with the Canvas sync)."""
-    from kurspakke.services.lti_state import DatabaseStateStore
+@click.option("--once", is_flag=True, help="Run the due periodic jobs and the due outbox steps once, then exit.")
+@click.option(
+    "--until-idle",
+    is_flag=True,
+    help="Run outbox steps until none is pending (periodic jobs do not count), then exit: 0 when nothing is "
+    "parked, 3 when steps are parked as failed, 4 when --max-seconds ran out first.",
+)
+@click.option("--max-seconds", type=click.FloatRange(min=0), default=None, help="With --until-idle: give up after.")
+def worker(once: bool, until_idle: bool, max_seconds: float | None) -> None:
+    """The outbox worker: carries seats to Canvas, sends e-mail, runs the periodic jobs (reconciliation, digest,
+    purging expired launch state) once per period however many workers run."""
+    from course_sync.runtime import make_worker
 
     settings = _settings()
-    factory = _sessions(settings)
-    while True:
-        with transaction(factory) as session:
-            purged = DatabaseStateStore(session).purge_expired()
-        click.echo(f"purged {purged} expired login/launch records")
-        if once:
-            return
-        time.sleep(interval)
+    runner = make_worker(settings, _sessions(settings), _encryptor(settings))
+    if until_idle:
+        code = runner.run_until_idle(max_seconds)
+        click.echo({0: "idle: nothing pending", 3: "idle: steps are parked", 4: "time ran out: steps pending"}[code])
+        sys.exit(code)
+    if once:
+        jobs = runner.run_jobs()
+        steps = 0
+        while runner.run_one():
+            steps += 1
+        for name, report in jobs.items():
+            click.echo(f"{name}: " + ", ".join(f"{key} {value}" for key, value in report.items()))
+        click.echo(f"ran {steps} outbox steps")
+        return
+    click.echo(f"worker {runner.worker_id} started")
+    runner.run_forever()  # pragma: no cover - runs until the process is stopped
 
 
 @main.command()

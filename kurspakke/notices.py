@@ -75,4 +75,20 @@ def welcome_message(
     return Message(to=email, subject=subject, text=text)
 
 
-__all__ = ["Message", "catalogue", "welcome_message"]
+def parked_digest_message(
+    *, programme: Programme, steps: list[tuple[int, str, str, str]], locale: str = "nb"
+) -> Message:
+    """The course owners' daily list of parked Canvas steps: (step id, kind, subject, error) each."""
+    _ = catalogue(locale).gettext
+    subject = _("%(count)d Canvas steps need attention: %(programme)s") % {
+        "count": len(steps),
+        "programme": programme.title,
+    }
+    lines = [
+        _("These changes could not be carried to Canvas. Resolve the cause and press Retry on the parked steps page.")
+    ]
+    lines += [f"#{step_id} {kind} {subject_}: {error}" for step_id, kind, subject_, error in steps]
+    return Message(to=programme.contact_email, subject=subject, text="\n\n".join(lines))
+
+
+__all__ = ["Message", "catalogue", "parked_digest_message", "welcome_message"]

@@ -2,10 +2,12 @@
 
 from course_sync.canvas.client import (
     CanvasAccount,
+    CanvasAssignment,
     CanvasClient,
     CanvasEnrollment,
     CanvasProfile,
     CanvasSection,
+    CanvasSubmission,
     CanvasUser,
 )
 from course_sync.canvas.errors import (
@@ -20,6 +22,7 @@ from course_sync.canvas.errors import (
 
 __all__ = [
     "CanvasAccount",
+    "CanvasAssignment",
     "CanvasAuthError",
     "CanvasBadResponse",
     "CanvasClient",
@@ -29,6 +32,7 @@ __all__ = [
     "CanvasOutcomeUnknown",
     "CanvasProfile",
     "CanvasSection",
+    "CanvasSubmission",
     "CanvasThrottled",
     "CanvasUnavailable",
     "CanvasUser",

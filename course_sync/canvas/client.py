@@ -8,10 +8,12 @@ checked field by field into small dataclasses, so no canvasapi object leaves thi
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import requests
@@ -37,6 +39,9 @@ RATE_LIMIT_TEXT = "Rate Limit Exceeded"
 # Canvas's bucket holds 700 units and charges 50 up front per request in flight: below this many units left we
 # pause before the next call instead of running into 403/429.
 DEFAULT_LOW_WATER = 150.0
+# Canvas refuses an explicit student_ids[] list longer than its page maximum ("too many students").
+MAX_STUDENT_IDS = 100
+SUBMISSION_STATES = frozenset({"submitted", "unsubmitted", "graded", "pending_review"})
 ENROLLMENT_TYPES = frozenset(
     {"StudentEnrollment", "TeacherEnrollment", "TaEnrollment", "DesignerEnrollment", "ObserverEnrollment"}
 )
@@ -58,6 +63,9 @@ class CanvasUser:
     name: str
     login_id: str | None
     sis_user_id: str | None
+    # Canvas sends `email` (the default e-mail channel) only when asked for it (users list with include[]=email,
+    # PUT users/:id); None when not asked or when the user has no e-mail address.
+    email: str | None = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +92,44 @@ class CanvasEnrollment:
     section_id: int
     type: str
     state: str
+    # The user's last activity in the course (aware, UTC); None when there has been none.
+    last_activity_at: datetime | None = None
+    limit_privileges_to_course_section: bool = False
+
+
+@dataclass(frozen=True)
+class CanvasSubmission:
+    """A student's submission of an assignment. Canvas keeps one per student and assignment, also before anything
+    is handed in (workflow_state "unsubmitted", submitted_at None)."""
+
+    id: int
+    user_id: int
+    assignment_id: int
+    submitted_at: datetime | None
+    graded_at: datetime | None
+    score: float | None
+    workflow_state: str
+    excused: bool
+    missing: bool
+
+
+@dataclass(frozen=True)
+class CanvasAssignment:
+    """An assignment of a course. `is_quiz_assignment` is true for both kinds of quiz that can be mapped to a
+    module: a graded Classic Quiz (`quiz_id` set, submission_types ["online_quiz"]) and a New Quiz (an
+    external_tool assignment Canvas marks `is_quiz_lti_assignment`, no quiz_id)."""
+
+    id: int
+    name: str
+    quiz_id: int | None
+    is_quiz_assignment: bool
+    points_possible: float | None
+    submission_types: tuple[str, ...]
+    published: bool
+
+    @property
+    def is_new_quiz(self) -> bool:
+        return self.is_quiz_assignment and self.quiz_id is None
 
 
 def _field(data: Any, name: str, kind: type[T], *, optional: bool = False) -> T:
@@ -98,12 +144,49 @@ def _field(data: Any, name: str, kind: type[T], *, optional: bool = False) -> T:
     return value
 
 
+def _number(data: Any, name: str) -> float | None:
+    """An optional JSON number (int or float, never a bool) as a float."""
+    value = _field(data, name, object, optional=True)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise CanvasBadResponse(f"Canvas's {name!r} is {value!r}, expected a number")
+    return float(value)
+
+
+def _flag(data: Any, name: str) -> bool:
+    """An optional boolean; Canvas sends null for a flag that was never set."""
+    return bool(_field(data, name, bool, optional=True))
+
+
+def _when(data: Any, name: str) -> datetime | None:
+    """An optional ISO 8601 timestamp with its offset (Canvas sends UTC, "2026-03-01T12:00:00Z"), as aware UTC."""
+    text = _field(data, name, str, optional=True)
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise CanvasBadResponse(f"Canvas's {name!r} is {text!r}, expected an ISO 8601 time") from None
+    if value.tzinfo is None:
+        raise CanvasBadResponse(f"Canvas's {name!r} is {text!r}, a time without its offset")
+    return value.astimezone(UTC)
+
+
+def _iso(value: datetime, name: str) -> str:
+    """A time as Canvas wants it in parameters: ISO 8601 YYYY-MM-DDTHH:MM:SSZ."""
+    if value.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _user(d: Any) -> CanvasUser:
     return CanvasUser(
         _field(d, "id", int),
         _field(d, "name", str),
         _field(d, "login_id", str, optional=True),
         _field(d, "sis_user_id", str, optional=True),
+        _field(d, "email", str, optional=True),
     )
 
 
@@ -127,7 +210,63 @@ def _enrollment(d: Any) -> CanvasEnrollment:
         _field(d, "course_section_id", int),
         kind,
         _field(d, "enrollment_state", str),
+        _when(d, "last_activity_at"),
+        _flag(d, "limit_privileges_to_course_section"),
     )
+
+
+def _submission(d: Any) -> CanvasSubmission:
+    return CanvasSubmission(
+        _field(d, "id", int),
+        _field(d, "user_id", int),
+        _field(d, "assignment_id", int),
+        _when(d, "submitted_at"),
+        _when(d, "graded_at"),
+        _number(d, "score"),
+        _field(d, "workflow_state", str),
+        _flag(d, "excused"),
+        _flag(d, "missing"),
+    )
+
+
+def _assignment(d: Any) -> CanvasAssignment:
+    types = _field(d, "submission_types", list)
+    if not all(isinstance(t, str) for t in types):
+        raise CanvasBadResponse(f"Canvas's 'submission_types' is {types!r}, expected a list of strings")
+    quiz_id = _field(d, "quiz_id", int, optional=True)
+    classic = quiz_id is not None or "online_quiz" in types or _flag(d, "is_quiz_assignment")
+    return CanvasAssignment(
+        _field(d, "id", int),
+        _field(d, "name", str),
+        quiz_id,
+        classic or _flag(d, "is_quiz_lti_assignment"),
+        _number(d, "points_possible"),
+        tuple(types),
+        _field(d, "published", bool),
+    )
+
+
+def _login_taken(exc: CanvasError) -> bool:
+    """Canvas's 400 for a login another user already has: errors.pseudonym.unique_id[] with type "taken"."""
+    if exc.status != 400 or not isinstance(exc.body, dict):
+        return False
+    errors = exc.body.get("errors")
+    pseudonym = errors.get("pseudonym") if isinstance(errors, dict) else None
+    unique_id = pseudonym.get("unique_id") if isinstance(pseudonym, dict) else None
+    if not isinstance(unique_id, list):
+        return False
+    return any(isinstance(e, dict) and e.get("type") == "taken" for e in unique_id)
+
+
+def _body(exc: Exception) -> Any:
+    """Canvas's JSON error body, which canvasapi keeps as the message text of a 400, 403, 409 or 422."""
+    message = getattr(exc, "message", None)
+    if isinstance(message, str):
+        try:
+            return json.loads(message)
+        except ValueError:
+            return None
+    return None
 
 
 # ------------------------------------------------------------------ plumbing
@@ -230,15 +369,17 @@ class CanvasClient:
         if isinstance(exc, cx.Forbidden):
             if RATE_LIMIT_TEXT in str(exc):
                 return CanvasThrottled(f"Canvas throttled {what} (403 Rate Limit Exceeded)", status=403)
-            return CanvasAuthError(f"the Canvas token may not {what} (403)", status=403)
-        if isinstance(exc, cx.InvalidAccessToken | cx.Unauthorized):
+            return CanvasAuthError(f"the Canvas token may not {what} (403): {exc}", status=403, body=_body(exc))
+        if isinstance(exc, cx.InvalidAccessToken):
             return CanvasAuthError(f"Canvas refused the API token for {what} (401)", status=401)
+        if isinstance(exc, cx.Unauthorized):  # a 401 without WWW-Authenticate: the token's user may not do this
+            return CanvasAuthError(f"the Canvas token's user may not {what} (401)", status=401)
         if isinstance(exc, cx.ResourceDoesNotExist):
             return CanvasNotFound(f"Canvas has no such resource for {what} (404)", status=404)
         if isinstance(exc, cx.CanvasException):
             if status is not None and status >= 500:
                 return CanvasUnavailable(f"Canvas answered {status} to {what}", status=status)
-            return CanvasError(f"Canvas refused {what} ({status}): {exc}", status=status)
+            return CanvasError(f"Canvas refused {what} ({status}): {exc}", status=status, body=_body(exc))
         if isinstance(exc, ValueError) and status == 401:  # a 401 whose body is not JSON
             return CanvasAuthError(f"Canvas refused the API token for {what} (401)", status=401)
         if isinstance(exc, ValueError):  # response.json() on a body that is not JSON
@@ -295,8 +436,9 @@ class CanvasClient:
         return CanvasAccount(_field(data, "id", int), _field(data, "name", str), guid)
 
     def find_users(self, account_id: int | str, search_term: str) -> list[CanvasUser]:
-        """Users of the account whose name, login, SIS id or e-mail matches (Canvas needs ≥ 3 characters)."""
-        params = [("search_term", search_term)]
+        """Users of the account whose name, login, SIS id or e-mail matches (Canvas needs ≥ 3 characters), with
+        each one's default e-mail address (`include[]=email`)."""
+        params = [("search_term", search_term), ("include[]", "email")]
         rows = self._call("search users", lambda: list(self._list(f"accounts/{account_id}/users", params)))
         return [_user(r) for r in rows]
 
@@ -328,6 +470,55 @@ class CanvasClient:
         rows = self._call("list enrolments", lambda: list(self._list(f"courses/{course_id}/enrollments", params)))
         return [_enrollment(r) for r in rows]
 
+    def assignments(self, course_id: int | str) -> list[CanvasAssignment]:
+        """The course's assignments (Canvas's order: position), published or not. Practice quizzes and ungraded
+        surveys are not assignments, so they are not here."""
+        rows = self._call("list assignments", lambda: list(self._list(f"courses/{course_id}/assignments")))
+        return [_assignment(r) for r in rows]
+
+    def submissions(
+        self,
+        course_id: int | str,
+        *,
+        student_ids: Iterable[int | str] | None = None,
+        assignment_ids: Iterable[int | str] = (),
+        submitted_since: datetime | None = None,
+        graded_since: datetime | None = None,
+        workflow_state: str | None = None,
+    ) -> list[CanvasSubmission]:
+        """Students' submissions of the course's published assignments, in one paginated call series over
+        GET /courses/:id/students/submissions (Canvas's order: submission id).
+
+        `student_ids` None asks for every student of the course (`student_ids[]=all`); an empty list asks for
+        nobody, so no call is made (Canvas would answer with the caller's own submissions). `assignment_ids`
+        empty means all assignments. `submitted_since` / `graded_since` keep submissions handed in / graded
+        strictly after that time; Canvas applies both when both are given (an incremental sync needs one call
+        series per filter). Raises ValueError for more than MAX_STUDENT_IDS ids, a naive time or an unknown
+        workflow_state; CanvasAuthError when Canvas refuses (401: an id that is not a student of the course; 403:
+        an assignment id that is not a published assignment of the course); the client's other errors."""
+        params: list[tuple[str, Any]]
+        if student_ids is None:
+            params = [("student_ids[]", "all")]
+        else:
+            ids = [str(s) for s in student_ids]
+            if not ids:
+                return []
+            if len(ids) > MAX_STUDENT_IDS:
+                raise ValueError(f"Canvas takes at most {MAX_STUDENT_IDS} student ids per call, got {len(ids)}")
+            params = [("student_ids[]", s) for s in ids]
+        params += [("assignment_ids[]", str(a)) for a in assignment_ids]
+        if submitted_since is not None:
+            params.append(("submitted_since", _iso(submitted_since, "submitted_since")))
+        if graded_since is not None:
+            params.append(("graded_since", _iso(graded_since, "graded_since")))
+        if workflow_state is not None:
+            if workflow_state not in SUBMISSION_STATES:
+                raise ValueError(f"unknown submission workflow_state {workflow_state!r}")
+            params.append(("workflow_state", workflow_state))
+        endpoint = f"courses/{course_id}/students/submissions"
+        rows = self._call("list submissions", lambda: list(self._list(endpoint, params)))
+        return [_submission(r) for r in rows]
+
     # -------------------------------------------------------------- writes
     def create_user(
         self,
@@ -337,13 +528,17 @@ class CanvasClient:
         email: str,
         sis_user_id: str | None = None,
         auth_provider_id: int | None = None,
+        look_first: bool = True,
     ) -> CanvasUser:
         """Create a user with the login `login`, or return the one that already has it.
 
-        Look before create: a user whose login_id is `login` is returned as is. When the POST times out, loses
-        its connection or gets a 5xx, Canvas may have created the user, so the client looks again and returns
-        what it finds; only when nobody has the login does it try the POST again (within `max_tries`).
-        Raises CanvasError (400) when Canvas refuses the login (taken by another provider, invalid e-mail)."""
+        Look before create: a user whose login_id is `login` is returned as is. With `look_first=False` the
+        first try skips that look (the caller has just searched). When the POST times out, loses its connection
+        or gets a 5xx, Canvas may have created the user, so the client looks again and returns what it finds;
+        only when nobody has the login does it try the POST again (within `max_tries`). When Canvas refuses the
+        login as taken (someone created it meanwhile), the user who has it is returned.
+        Raises CanvasError (400, with Canvas's `body`) when Canvas refuses otherwise (a SIS id in use, an
+        invalid e-mail, a login taken under another authentication provider)."""
         params = [
             ("user[name]", name),
             ("user[skip_registration]", "true"),
@@ -357,10 +552,13 @@ class CanvasClient:
             params.append(("pseudonym[sis_user_id]", sis_user_id))
         if auth_provider_id is not None:
             params.append(("pseudonym[authentication_provider_id]", str(auth_provider_id)))
+        look = look_first
         for tries_left in range(self.max_tries, 0, -1):
-            existing = self._user_with_login(account_id, login)
-            if existing is not None:
-                return existing
+            if look:
+                existing = self._user_with_login(account_id, login)
+                if existing is not None:
+                    return existing
+            look = True
             try:
                 data = self._call(
                     "create a user",
@@ -372,6 +570,12 @@ class CanvasClient:
                     raise
                 self._sleep(self.retry_base)
                 continue
+            except CanvasError as exc:
+                if _login_taken(exc):  # a concurrent creator won
+                    winner = self._user_with_login(account_id, login)
+                    if winner is not None:
+                        return winner
+                raise
             return _user(data)
         raise CanvasUnavailable("could not create the user")  # pragma: no cover - the loop returns or raises
 
@@ -382,6 +586,20 @@ class CanvasClient:
             if user.login_id is not None and user.login_id.lower() == login.lower():
                 return user
         return None
+
+    def update_user(self, user_id: int | str, *, name: str | None = None, email: str | None = None) -> CanvasUser:
+        """Change a user's name and/or default e-mail address (PUT users/:id). Safe to repeat, so retried like a
+        read. Never touches logins. Raises ValueError when neither is given; CanvasError (400) for an e-mail
+        Canvas refuses."""
+        params = []
+        if name is not None:
+            params.append(("user[name]", name))
+        if email is not None:
+            params.append(("user[email]", email))
+        if not params:
+            raise ValueError("update_user needs a name or an e-mail address")
+        data = self._call("update a user", lambda: self._json("PUT", f"users/{user_id}", params))
+        return _user(data)
 
     def create_section(self, course_id: int | str, name: str, sis_section_id: str | None = None) -> CanvasSection:
         """Create a section, or return the one that already has `sis_section_id` (look before create).
@@ -429,10 +647,13 @@ class CanvasClient:
 
 
 __all__ = [
+    "MAX_STUDENT_IDS",
     "CanvasAccount",
+    "CanvasAssignment",
     "CanvasClient",
     "CanvasEnrollment",
     "CanvasProfile",
     "CanvasSection",
+    "CanvasSubmission",
     "CanvasUser",
 ]

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class CanvasError(Exception):
     """Canvas refused or could not answer a call. `status` is the HTTP status when there was one."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, body: Any = None) -> None:
         super().__init__(message)
         self.status = status
+        #: Canvas's parsed JSON error body when it sent one (e.g. {"errors": {"pseudonym": {...}}}), else None.
+        self.body = body
 
 
 class CanvasNotFound(CanvasError):
@@ -16,7 +20,9 @@ class CanvasNotFound(CanvasError):
 
 
 class CanvasAuthError(CanvasError):
-    """401 (missing, bad or expired token) or 403 without throttling (the token's role lacks a permission)."""
+    """401 (missing, bad or expired token; or, without WWW-Authenticate, a permission the token's user lacks, e.g.
+    submissions of someone who is not a student of the course) or 403 without throttling (the role lacks a
+    permission, or Canvas refuses the request as such, e.g. assignment ids that are not the course's)."""
 
 
 class CanvasThrottled(CanvasError):

@@ -135,6 +135,8 @@ class Seat(Base):
     # A revocation whose "has the person started?" was decided (at once when nothing was ever sent to Canvas, else by
     # the worker that reads Canvas while concluding the enrolment). None while undecided.
     revoke_decided_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Set (with revoked_at) when the seat ran past valid_until unfinished; it stays taken.
+    expired_at: Mapped[datetime | None] = mapped_column(default=None)
     # The seat in Canvas (course_sync.provisioning keeps these; ids are Canvas's, as text).
     canvas_status: Mapped[CanvasStatus] = mapped_column(
         Enum(CanvasStatus, native_enum=False, length=16),

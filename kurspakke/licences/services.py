@@ -441,6 +441,32 @@ def decide_revoked_seat(session: Session, seat_id: int, *, started: bool, actor:
     return seat
 
 
+def expire_seats(session: Session, *, now: datetime, actor: str) -> list[Seat]:
+    """Seats held past their validity (DESIGN.md §2): revoked as used (the seat does not return to the pool). The
+    caller writes the step that concludes each enrolment; the licence administrator sees them as expired."""
+    expired: list[Seat] = []
+    ids = session.scalars(select(Seat.id).where(Seat.revoked_at.is_(None), Seat.valid_until < now).order_by(Seat.id))
+    for seat_id in list(ids):
+        seat = _locked_seat(session, seat_id)
+        if seat.revoked_at is not None:
+            continue
+        before = _seat_state(seat)
+        seat.revoked_at = seat.revoke_decided_at = now
+        seat.expired_at = now
+        audit(
+            session,
+            actor=actor,
+            action="seat.expire",
+            entity_type="seat",
+            entity_id=seat.id,
+            before=before,
+            after=_seat_state(seat),
+        )
+        expired.append(seat)
+    session.flush()
+    return expired
+
+
 def _locked_seat(session: Session, seat_id: int) -> Seat:
     return session.scalars(
         select(Seat).where(Seat.id == seat_id).with_for_update().execution_options(populate_existing=True)
@@ -461,6 +487,7 @@ __all__ = [
     "create_order",
     "credit_order",
     "decide_revoked_seat",
+    "expire_seats",
     "order_totals",
     "revoke_seat",
     "seat_pool",

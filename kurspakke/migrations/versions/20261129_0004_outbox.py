@@ -96,6 +96,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("sis_user_id", sa.String(length=255), nullable=True))
         batch_op.add_column(sa.Column("login_id", sa.String(length=255), nullable=True))
         batch_op.add_column(sa.Column("revoke_decided_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("expired_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(
             sa.Column(
                 "canvas_status",
@@ -138,6 +139,7 @@ def downgrade() -> None:
         batch_op.drop_column("canvas_user_id")
         batch_op.drop_column("canvas_instance_id")
         batch_op.drop_column("canvas_status")
+        batch_op.drop_column("expired_at")
         batch_op.drop_column("revoke_decided_at")
         batch_op.drop_column("login_id")
         batch_op.drop_column("sis_user_id")

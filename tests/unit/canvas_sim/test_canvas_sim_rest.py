@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -454,3 +454,217 @@ def test_over_http_parallel_requests_beyond_fourteen_are_refused(live: tuple[str
     # 14 × 50 = 700; the bucket leaks 10/s, so a 15th may slip in while the first ones are admitted.
     assert 14 <= ok <= 15 and statuses.count(403) == 20 - ok
     assert rest.refusals == 20 - ok and rest.max_in_flight == ok
+
+
+# ------------------------------------------------------------- users: Canvas's details
+def test_a_taken_login_gets_canvas_full_error_body(api: FlaskClient) -> None:
+    assert create_user(api, "tatt@x.no").status_code == 200
+    body = create_user(api, "tatt@x.no").json
+    assert body is not None and set(body["errors"]) == {"user", "pseudonym", "observee", "pairing_code", "recaptcha"}
+    assert body["errors"]["pseudonym"]["unique_id"] == [
+        {
+            "attribute": "unique_id",
+            "type": "taken",
+            "message": "ID already in use for this account and authentication provider",
+        }
+    ]
+
+
+def test_users_list_sends_email_only_with_the_include(api: FlaskClient) -> None:
+    create_user(api, "epost.login", "Epost Person", email="epost@x.no")
+    plain = get(api, USERS, {"search_term": "epost.login"}).json or []
+    assert len(plain) == 1 and "email" not in plain[0]
+    asked = get(api, USERS, {"search_term": "epost.login", "include[]": "email"}).json or []
+    assert asked[0]["email"] == "epost@x.no"
+
+
+def test_update_user_answers_with_email_keeps_the_login_and_refuses_a_bad_address(api: FlaskClient) -> None:
+    uid = create_user(api, "behold.login", "Gammelt Navn", email="gammel@x.no").json["id"]
+    resp = api.put(f"/api/v1/users/{uid}", data={"user[email]": "ny@x.no"}, headers=AUTH)
+    assert resp.json is not None and resp.json["email"] == "ny@x.no" and resp.json["login_id"] == "behold.login"
+    assert resp.json["name"] == "Gammelt Navn"
+    again = api.put(f"/api/v1/users/{uid}", data={"user[email]": "ny@x.no"}, headers=AUTH)  # safe to repeat
+    assert again.status_code == 200 and again.json["email"] == "ny@x.no"
+    bad = api.put(f"/api/v1/users/{uid}", data={"user[email]": "ikke en adresse"}, headers=AUTH)
+    assert bad.status_code == 400 and bad.json["errors"]["user"]["email"][0]["type"] == "invalid"
+    assert api.put("/api/v1/users/999999", data={"user[name]": "X"}, headers=AUTH).json == NOT_FOUND
+
+
+# -------------------------------------------------------- enrolments: repeats, concluding
+def test_concluding_twice_answers_the_concluded_enrolment_and_a_deleted_one_is_gone(
+    api: FlaskClient, config: SimConfig
+) -> None:
+    sid = _section(api, config)
+    uid = create_user(api, "ferdig@x.no").json["id"]
+    e = _enroll(api, sid, uid, "StudentEnrollment").json
+    url = f"/api/v1/courses/{config.course_id}/enrollments/{e['id']}"
+    first = api.delete(url, query_string={"task": "conclude"}, headers=AUTH)
+    second = api.delete(url, query_string={"task": "conclude"}, headers=AUTH)
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert first.json["enrollment_state"] == second.json["enrollment_state"] == "completed"
+    assert first.json["id"] == second.json["id"] == e["id"]
+    # Enrolling again re-uses (and re-activates) the same enrolment, as Canvas does.
+    back = _enroll(api, sid, uid, "StudentEnrollment").json
+    assert back["id"] == e["id"] and back["enrollment_state"] == "active"
+    # Another type in the same section is another enrolment.
+    assert _enroll(api, sid, uid, "TaEnrollment").json["id"] != e["id"]
+    assert api.delete(url, query_string={"task": "delete"}, headers=AUTH).status_code == 200
+    assert api.delete(url, query_string={"task": "conclude"}, headers=AUTH).json == NOT_FOUND
+    assert _enroll(api, sid, uid, "StudentEnrollment").json["id"] != e["id"]  # deleted: a new one
+
+
+def test_enrolment_json_has_last_activity_and_section_limit(api: FlaskClient, config: SimConfig) -> None:
+    sid = _section(api, config)
+    uid = create_user(api, "grense@x.no").json["id"]
+    form = {"enrollment[user_id]": str(uid), "enrollment[type]": "StudentEnrollment"}
+    e = api.post(f"/api/v1/sections/{sid}/enrollments", data=form, headers=AUTH).json
+    assert e is not None and e["limit_privileges_to_course_section"] is False and e["last_activity_at"] is None
+    assert "last_activity_at" in e and "total_activity_time" in e
+
+
+# ------------------------------------------------------------- assignments, submissions
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+SUBMISSIONS_URL = "/api/v1/courses/1/students/submissions"
+
+
+def _students(api: FlaskClient, config: SimConfig, n: int) -> list[int]:
+    sid = _section(api, config, "Kommune")
+    ids = []
+    for i in range(n):
+        uid = create_user(api, f"elev{i:03d}@x.no").json["id"]
+        assert _enroll(api, sid, uid, "StudentEnrollment").status_code == 200
+        ids.append(uid)
+    return ids
+
+
+def test_assignments_have_canvas_quiz_shapes(api: FlaskClient, rest: CanvasRest, config: SimConfig) -> None:
+    classic = rest.add_assignment("Quiz 1", kind="classic_quiz", points_possible=10)
+    new = rest.add_assignment("Quiz 2", kind="new_quiz", points_possible=7.5)
+    plain = rest.add_assignment("Notat", kind="plain", published=False)
+    items, _ = walk(api, f"/api/v1/courses/{config.course_id}/assignments")
+    got = {a["id"]: a for a in items}
+    assert [a["name"] for a in items] == ["Quiz 1", "Quiz 2", "Notat"]
+    c, n, p = got[classic.id], got[new.id], got[plain.id]
+    assert c["submission_types"] == ["online_quiz"] and c["quiz_id"] == classic.quiz_id
+    assert c["is_quiz_assignment"] is True and c["is_quiz_lti_assignment"] is False and c["points_possible"] == 10
+    assert n["submission_types"] == ["external_tool"] and "quiz_id" not in n
+    assert n["is_quiz_lti_assignment"] is True and n["is_quiz_assignment"] is False and n["points_possible"] == 7.5
+    assert n["external_tool_tag_attributes"]["content_type"] == "ContextExternalTool"
+    assert p["published"] is False and p["workflow_state"] == "unpublished" and p["is_quiz_assignment"] is False
+    assert all(a["course_id"] == config.course_id for a in items)
+    assert get(api, "/api/v1/courses/99/assignments").json == NOT_FOUND
+
+
+def test_assignments_are_paginated(api: FlaskClient, rest: CanvasRest) -> None:
+    for i in range(12):
+        rest.add_assignment(f"A{i}")
+    first = get(api, "/api/v1/courses/1/assignments")
+    assert len(first.json or []) == 10 and "next" in links(first) and "last" in links(first)
+    items, pages = walk(api, "/api/v1/courses/1/assignments")
+    assert pages == 2 and len(items) == 12
+
+
+def test_submissions_for_all_students_include_unsubmitted_and_only_students(
+    api: FlaskClient, rest: CanvasRest, config: SimConfig
+) -> None:
+    students = _students(api, config, 2)
+    quiz = rest.add_assignment("Quiz")
+    rest.add_assignment("Upublisert", published=False)
+    mentor = create_user(api, "mentor@x.no").json["id"]
+    _enroll(api, _section(api, config, "M"), mentor, "TaEnrollment")
+    rest.record_submission(quiz.id, mentor, submitted_at=T0, score=3)
+    done = rest.record_submission(quiz.id, students[0], submitted_at=T0, score=8.5, graded_at=T0)
+    items, _ = walk(api, SUBMISSIONS_URL, {"student_ids[]": "all", "per_page": 100})
+    assert {s["user_id"] for s in items} == rest.student_ids() and mentor not in {s["user_id"] for s in items}
+    assert {s["assignment_id"] for s in items} == {quiz.id}  # the unpublished one has none
+    mine = next(s for s in items if s["user_id"] == students[0])
+    assert mine["id"] == done.id and mine["score"] == 8.5 and mine["grade"] == "8.5"
+    assert (mine["submitted_at"], mine["graded_at"], mine["workflow_state"]) == (
+        "2026-03-01T12:00:00Z",
+        "2026-03-01T12:00:00Z",
+        "graded",
+    )
+    assert mine["submission_type"] == "online_quiz" and mine["excused"] is None and mine["missing"] is False
+    other = next(s for s in items if s["user_id"] == students[1])
+    assert (other["workflow_state"], other["submitted_at"], other["score"]) == ("unsubmitted", None, None)
+    # Canvas's submission is one row per student and assignment: the same id on the next read and after grading.
+    again, _ = walk(api, SUBMISSIONS_URL, {"student_ids[]": "all", "per_page": 100})
+    assert {s["id"] for s in again} == {s["id"] for s in items}
+    assert rest.record_submission(quiz.id, students[1], submitted_at=T0).id == other["id"]
+
+
+def test_submission_filters(api: FlaskClient, rest: CanvasRest, config: SimConfig) -> None:
+    s0, s1, s2 = _students(api, config, 3)
+    q1, q2 = rest.add_assignment("Q1"), rest.add_assignment("Q2", kind="new_quiz")
+    rest.record_submission(q1.id, s0, submitted_at=T0, score=5, graded_at=T0 + timedelta(days=2))
+    rest.record_submission(q1.id, s1, submitted_at=T0 + timedelta(days=1))
+    rest.record_submission(q2.id, s2, submitted_at=T0 - timedelta(days=1), score=9, graded_at=T0)
+
+    def users(query: dict[str, Any]) -> list[tuple[int, int]]:
+        items, _ = walk(api, SUBMISSIONS_URL, {"student_ids[]": "all"} | query)
+        return [(s["user_id"], s["assignment_id"]) for s in items]
+
+    assert users({"submitted_since": "2026-03-01T12:00:00Z"}) == [(s1, q1.id)]  # strictly after
+    assert users({"graded_since": "2026-03-01T12:00:00Z"}) == [(s0, q1.id)]
+    both = {"submitted_since": "2026-03-01T11:00:00Z", "graded_since": "2026-03-01T11:00:00Z"}
+    assert users(both) == [(s0, q1.id)]
+    assert users({"submitted_since": "2026-03-01T13:00:00+01:00"}) == [(s1, q1.id)]
+    assert users({"workflow_state": "graded"}) == [(s0, q1.id), (s2, q2.id)]
+    assert sorted(users({"assignment_ids[]": str(q2.id), "workflow_state": "unsubmitted"})) == sorted(
+        (u, q2.id) for u in rest.student_ids() if u != s2
+    )
+    explicit, _ = walk(api, SUBMISSIONS_URL, [("student_ids[]", str(s0)), ("student_ids[]", str(s1))])
+    assert {s["user_id"] for s in explicit} == {s0, s1} and len(explicit) == 4
+    bad = get(api, SUBMISSIONS_URL, {"student_ids[]": "all", "submitted_since": "i går"})
+    assert bad.status_code == 400 and bad.json == {
+        "errors": {"submitted_since": "Invalid datetime for submitted_since"}
+    }
+
+
+def test_submission_refusals_have_canvas_bodies(api: FlaskClient, rest: CanvasRest, config: SimConfig) -> None:
+    (s0,) = _students(api, config, 1)
+    quiz = rest.add_assignment("Q")
+    hidden = rest.add_assignment("Skjult", published=False)
+    outsider = create_user(api, "utenfor@x.no").json["id"]
+    unauthorized = {"status": "unauthorized", "errors": [{"message": "user not authorized to perform that action"}]}
+    for query in ({"student_ids[]": str(outsider)}, {}):
+        resp = get(api, SUBMISSIONS_URL, query)
+        assert resp.status_code == 401 and resp.json == unauthorized
+        assert "WWW-Authenticate" not in resp.headers  # not a token problem
+    for ids in ([str(hidden.id)], [str(quiz.id), "424242"], ["x"]):
+        resp = get(api, SUBMISSIONS_URL, [("student_ids[]", "all")] + [("assignment_ids[]", i) for i in ids])
+        assert resp.status_code == 403 and resp.json == {"error": "invalid assignment ids requested"}
+    many = [("student_ids[]", str(s0))] * 101
+    assert get(api, SUBMISSIONS_URL, many).json == {"error": "too many students"}
+    assert get(api, "/api/v1/courses/99/students/submissions", {"student_ids[]": "all"}).json == NOT_FOUND
+
+
+def test_submissions_use_bookmark_pages(api: FlaskClient, rest: CanvasRest, config: SimConfig) -> None:
+    _students(api, config, 12)
+    rest.add_assignment("Q1")
+    rest.add_assignment("Q2")
+    first = get(api, SUBMISSIONS_URL, {"student_ids[]": "all"})
+    rels = links(first)
+    assert "last" not in rels and parse_qs(urlsplit(rels["next"]).query)["page"][0].startswith("bookmark:")
+    assert parse_qs(urlsplit(rels["next"]).query)["student_ids[]"] == ["all"]  # the query is kept
+    items, pages = walk(api, SUBMISSIONS_URL, {"student_ids[]": "all"})
+    total = 2 * len(rest.student_ids())
+    assert len(items) == total and len({s["id"] for s in items}) == total and pages == -(-total // 10)
+    assert [s["id"] for s in items] == sorted(s["id"] for s in items)
+
+
+def test_record_submission_defaults_and_missing(api: FlaskClient, rest: CanvasRest, config: SimConfig) -> None:
+    s0, s1 = _students(api, config, 2)
+    due = rest.add_assignment("Med frist", due_at=T0 - timedelta(days=1))
+    excused = rest.record_submission(due.id, s0, excused=True)
+    assert excused.workflow_state == "graded" and excused.graded_at is not None
+    assert rest.record_submission(due.id, s1, submitted_at=T0).workflow_state == "submitted"
+    rest.record_submission(due.id, s1)  # back to nothing handed in
+    items, _ = walk(api, SUBMISSIONS_URL, {"student_ids[]": "all", "assignment_ids[]": str(due.id)})
+    got = {s["user_id"]: s for s in items}
+    assert got[s0]["missing"] is False and got[s0]["excused"] is True
+    assert got[s1]["missing"] is True and got[s1]["workflow_state"] == "unsubmitted"
+    with pytest.raises(ValueError):
+        rest.record_submission(due.id, s0, workflow_state="done")
+    with pytest.raises(KeyError):
+        rest.record_submission(424242, s0)

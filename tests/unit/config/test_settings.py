@@ -184,3 +184,11 @@ def test_canvas_timeouts_and_retries_come_from_the_environment(tmp_path):
 def test_a_bad_canvas_number_is_refused_naming_the_variable(tmp_path, variable, value):
     with pytest.raises(SettingsError, match=variable):
         Settings.from_env({"KURSPAKKE_ENV": "test", "KURSPAKKE_INSTANCE_PATH": str(tmp_path), variable: value})
+
+
+def test_the_mail_sender_comes_from_the_environment(tmp_path):
+    base = {"KURSPAKKE_ENV": "test", "KURSPAKKE_INSTANCE_PATH": str(tmp_path)}
+    assert Settings.from_env(base).mail_from == "kurspakke@localhost"
+    assert Settings.from_env({**base, "KURSPAKKE_MAIL_FROM": "  "}).mail_from == "kurspakke@localhost"
+    sender = "Kurspakke <kurspakke@hinn.no>"
+    assert Settings.from_env({**base, "KURSPAKKE_MAIL_FROM": sender}).mail_from == sender

@@ -1,0 +1,75 @@
+"""The worker as `kurspakke worker` runs it: its steps, its periodic jobs and its Canvas clients, from the settings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import partial
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from config.settings import Settings
+from course_sync.provisioning import StepContext, client_factory
+from course_sync.reconcile import digest_job, reconcile_job
+from course_sync.steps import step_kinds
+from course_sync.worker import PeriodicJobSpec, Worker, WorkerOptions
+from kurspakke.crypto import Encryptor
+from kurspakke.db import transaction
+from kurspakke.mail import send_mail
+from kurspakke.services.lti_state import DatabaseStateStore
+
+OSLO = ZoneInfo("Europe/Oslo")
+
+
+def hourly(now: datetime) -> str:
+    return now.astimezone(OSLO).strftime("%Y-%m-%dT%H")
+
+
+def daily_after(hour: int) -> Any:
+    """A period per Oslo day, starting at ``hour`` o'clock (before that the day's run is not due yet)."""
+
+    def period(now: datetime) -> str | None:
+        local = now.astimezone(OSLO)
+        return local.strftime("%Y-%m-%d") if local.hour >= hour else None
+
+    return period
+
+
+def purge_expired_state(ctx: StepContext) -> dict[str, Any]:
+    with transaction(ctx.sessions) as session:
+        return {"purged": DatabaseStateStore(session).purge_expired()}
+
+
+def options_from(settings: Settings) -> WorkerOptions:
+    return WorkerOptions(
+        lease_seconds=settings.outbox_lease_seconds,
+        max_attempts=settings.outbox_max_attempts,
+        retry_base=settings.retry_base_seconds,
+        retry_cap=max(settings.retry_base_seconds, 900.0 if settings.retry_base_seconds >= 0.5 else 5.0),
+        poll_seconds=settings.outbox_poll_seconds,
+    )
+
+
+def periodic_jobs(send: Any = None) -> tuple[PeriodicJobSpec, ...]:
+    """The purge of expired launch state (hourly), reconciliation with seat expiry (nightly, from 02:00 Oslo time)
+    and the digest of parked steps (daily, from 07:00)."""
+    return (
+        PeriodicJobSpec("purge_expired_state", hourly, purge_expired_state),
+        PeriodicJobSpec("reconcile_enrolments", daily_after(2), reconcile_job),
+        PeriodicJobSpec("parked_digest", daily_after(7), partial(digest_job, send=send)),
+    )
+
+
+def make_worker(settings: Settings, sessions: sessionmaker[Session], encryptor: Encryptor) -> Worker:
+    clients = client_factory(
+        encryptor,
+        timeout=settings.canvas_timeout_seconds,
+        max_tries=settings.retry_max_tries,
+        retry_base=settings.retry_base_seconds,
+    )
+    send = partial(send_mail, settings)
+    return Worker(sessions, clients, step_kinds(send), options_from(settings), jobs=periodic_jobs(send))
+
+
+__all__ = ["daily_after", "hourly", "make_worker", "options_from", "periodic_jobs"]
