@@ -293,6 +293,8 @@ def _enrol(ctx: StepContext, client: CanvasClient, plan: SeatPlan, *, update_acc
                 plan.email,
                 auth_provider_id=plan.instance.auth_provider_id,
                 look_first=False,
+                # Canvas's own sign-in: its registration e-mail lets the person choose a password.
+                send_registration=plan.instance.auth_provider_id is None,
             )
             created = True
             primary_email = plan.email

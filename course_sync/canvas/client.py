@@ -529,8 +529,13 @@ class CanvasClient:
         sis_user_id: str | None = None,
         auth_provider_id: int | None = None,
         look_first: bool = True,
+        send_registration: bool = False,
     ) -> CanvasUser:
         """Create a user with the login `login`, or return the one that already has it.
+
+        With `send_registration` Canvas sends its own registration e-mail (the person finishes registering and
+        chooses a password: Canvas's own sign-in); without it the account is registered at once and the person
+        signs in through the authentication provider (Feide and the like).
 
         Look before create: a user whose login_id is `login` is returned as is. With `look_first=False` the
         first try skips that look (the caller has just searched). When the POST times out, loses its connection
@@ -541,9 +546,9 @@ class CanvasClient:
         invalid e-mail, a login taken under another authentication provider)."""
         params = [
             ("user[name]", name),
-            ("user[skip_registration]", "true"),
+            ("user[skip_registration]", "false" if send_registration else "true"),
             ("pseudonym[unique_id]", login),
-            ("pseudonym[send_confirmation]", "false"),
+            ("pseudonym[send_confirmation]", "true" if send_registration else "false"),
             ("communication_channel[type]", "email"),
             ("communication_channel[address]", email),
             ("communication_channel[skip_confirmation]", "true"),

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, exists, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, aliased
 
 from kurspakke.models.base import utcnow
@@ -221,9 +222,9 @@ def take_period(
 
 
 def insert_missing(session: Session, name: str) -> None:
-    if session.get(PeriodicJob, name) is None:
-        session.add(PeriodicJob(name=name))
-        session.flush()
+    """The job's row, made once (an insert that does nothing when another worker made it first)."""
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    session.execute(insert(PeriodicJob).values(name=name).on_conflict_do_nothing(index_elements=["name"]))
 
 
 def complete_period(
