@@ -28,9 +28,11 @@ from kurspakke.mail import send_mail
 from kurspakke.models import OrderSource, Organisation, PeriodicJob
 from kurspakke.programmes import load_programmes
 from kurspakke.services.people import get_or_create_organisation
+from tests.support import smtp
 from tests.support.canvas_live import FAST, LiveCanvas, live_canvas, register
-from tests.support.smtp import SmtpServer, smtp_server  # noqa: F401  (fixture)
+from tests.support.smtp import SmtpServer
 
+smtp_server = smtp.smtp_server  # the fixture
 PROGRAMME = load_programmes()["lindrende-behandling"]
 ACTOR = "licence admin test"
 NIGHT = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)  # 04:00 in Oslo: reconciliation is due, the digest is not
