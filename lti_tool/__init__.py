@@ -82,11 +82,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from lti_tool.health import bp as health_bp
     from lti_tool.lti.views import bp as lti_bp
     from lti_tool.views import bp as app_bp
+    from lti_tool.views.signin import bp as signin_bp
 
     app.register_blueprint(api_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(lti_bp)
     app.register_blueprint(app_bp)
+    app.register_blueprint(signin_bp)
     return app
 
 
