@@ -52,8 +52,9 @@ class Settings:
     encryption_key: str | None = None
     redis_url: str | None = None
     smtp_url: str | None = None
-    # The sender of the tool's e-mail (kurspakke/mail.py); SMTP_URL says where it goes.
-    mail_from: str = "kurspakke@localhost"
+    # The sender of the tool's e-mail (kurspakke/mail.py); SMTP_URL says where it goes. The default's .invalid
+    # domain (RFC 2606) is for development's console; production sets its own.
+    mail_from: str = "kurspakke@kurspakke.invalid"
     webhook_secret: str | None = None
     canvas_api_url: str | None = None
     canvas_api_token: str | None = None

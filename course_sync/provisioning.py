@@ -225,9 +225,20 @@ def ensure_section(ctx: StepContext, client: CanvasClient, plan: SeatPlan) -> st
         row_id = row.id
     if not taken:
         raise StepRetry("the organisation's section is being created by another worker", delay=0.5, count=False)
-    # Look before create: a section of ours made by a run whose answer was lost has this exact name.
-    existing = [s for s in client.sections(plan.course_id) if s.name == plan.section_name]
-    section = existing[0] if existing else client.create_section(plan.course_id, plan.section_name)
+    try:
+        # Look before create: a section of ours made by a run whose answer was lost has this exact name.
+        existing = [s for s in client.sections(plan.course_id) if s.name == plan.section_name]
+        section = existing[0] if existing else client.create_section(plan.course_id, plan.section_name)
+    except BaseException:
+        # Give the lease back at once: the next try (this step's or another's) looks again.
+        with transaction(ctx.sessions) as session:
+            session.execute(
+                update(CanvasSection)
+                .where(CanvasSection.id == row_id, CanvasSection.locked_by == ctx.worker_id)
+                .values(locked_by=None, locked_until=None)
+                .execution_options(synchronize_session=False)
+            )
+        raise
     with transaction(ctx.sessions) as session:
         session.execute(
             update(CanvasSection)

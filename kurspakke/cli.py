@@ -265,9 +265,17 @@ def demo(sim_url: str | None) -> None:
     sim = SimConfig(**_sim_config_kwargs(settings, sim_url))
     platform = demo_platform(sim)
     users = demo_users(sim)
+    encryptor = _encryptor(settings)
     with transaction(make_session_factory(engine)) as session:
-        key_service.ensure_key(session, _encryptor(settings))
-        load_demo(session, platform, users)
+        key_service.ensure_key(session, encryptor)
+        # The simulator's REST half is the Canvas people are provisioned into (`kurspakke canvas add` for real).
+        load_demo(
+            session,
+            platform,
+            users,
+            canvas_api_url=sim.base_url,
+            canvas_token_encrypted=encryptor.encrypt(sim.rest_api_tokens[0].encode()),
+        )
     click.echo(f"demo data loaded; Canvas simulator at {sim.base_url}")
 
 
@@ -317,6 +325,11 @@ def serve(host: str, port: int, with_simulator: bool | None) -> None:
         sim_server = make_server(host, sim_port, sim_app, threaded=True)
         threading.Thread(target=sim_server.serve_forever, daemon=True).start()
         click.echo(f"Canvas simulator: {sim_config.base_url}/  (open this to launch as each role)")
+        # One outbox worker beside the development server, so seats reach the simulator as they would Canvas.
+        from course_sync.runtime import make_worker
+
+        runner = make_worker(settings, _sessions(settings), _encryptor(settings))
+        threading.Thread(target=runner.run_forever, daemon=True, name="outbox-worker").start()
     click.echo(f"kurspakke: {settings.base_url}/")
     run_simple(host, port, app, threaded=True, use_reloader=False)
 

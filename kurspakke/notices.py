@@ -80,10 +80,12 @@ def parked_digest_message(
 ) -> Message:
     """The course owners' daily list of parked Canvas steps: (step id, kind, subject, error) each."""
     _ = catalogue(locale).gettext
-    subject = _("%(count)d Canvas steps need attention: %(programme)s") % {
-        "count": len(steps),
-        "programme": programme.title,
-    }
+    ngettext = catalogue(locale).ngettext
+    subject = ngettext(
+        "%(count)d Canvas step needs attention: %(programme)s",
+        "%(count)d Canvas steps need attention: %(programme)s",
+        len(steps),
+    ) % {"count": len(steps), "programme": programme.title}
     lines = [
         _("These changes could not be carried to Canvas. Resolve the cause and press Retry on the parked steps page.")
     ]

@@ -6,15 +6,25 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kurspakke.models import CourseLink, IdentityKind, ProgrammeRoleKind
+from kurspakke.models import (
+    CanvasInstance,
+    CourseLink,
+    IdentityKind,
+    OrderSource,
+    Organisation,
+    Person,
+    ProgrammeRoleKind,
+)
 from kurspakke.services.access import find_course_link
 from kurspakke.services.people import add_identity, get_or_create_organisation, get_or_create_person, grant_role
 from kurspakke.services.platforms import add_platform
 
 DEMO_PROGRAMME = "lindrende-behandling"
 DEMO_ORGANISATION = ("Oslo kommune", "958935420")
+DEMO_SEATS = 20
 # Which simulator user holds which of the tool's own roles.
 DEMO_ROLES = {
     "deltaker": [ProgrammeRoleKind.PARTICIPANT],
@@ -47,8 +57,18 @@ class DemoUser:
     sub: str
 
 
-def load_demo(session: Session, platform: DemoPlatform, users: Iterable[DemoUser]) -> None:
-    """Flushes; the caller commits."""
+def load_demo(
+    session: Session,
+    platform: DemoPlatform,
+    users: Iterable[DemoUser],
+    *,
+    canvas_api_url: str | None = None,
+    canvas_token_encrypted: bytes | None = None,
+) -> None:
+    """Flushes; the caller commits. With ``canvas_api_url`` and the encrypted token, the simulator's REST half is
+    registered as the Canvas people are provisioned into (as `kurspakke canvas add` would), the municipality has
+    bought DEMO_SEATS seats, and the demo participant holds one (the worker enrols them in the municipality's
+    section)."""
     add_platform(
         session,
         issuer=platform.issuer,
@@ -70,6 +90,7 @@ def load_demo(session: Session, platform: DemoPlatform, users: Iterable[DemoUser
             )
         )
     org = get_or_create_organisation(session, name=DEMO_ORGANISATION[0], orgnr=DEMO_ORGANISATION[1])
+    participants = []
     for user in users:
         roles = DEMO_ROLES.get(user.key)
         if not roles:
@@ -78,4 +99,48 @@ def load_demo(session: Session, platform: DemoPlatform, users: Iterable[DemoUser
         add_identity(session, person, IdentityKind.CANVAS_USER_ID, platform.platform_instance, str(user.canvas_user_id))
         for role in roles:
             grant_role(session, person, programme_id=DEMO_PROGRAMME, organisation=org, role=role)
+        if ProgrammeRoleKind.PARTICIPANT in roles:
+            participants.append(person)
+    session.flush()
+    if canvas_api_url and canvas_token_encrypted:
+        _demo_licences(session, platform, org, participants, canvas_api_url, canvas_token_encrypted)
+
+
+def _demo_licences(
+    session: Session,
+    platform: DemoPlatform,
+    org: Organisation,
+    participants: list[Person],
+    api_url: str,
+    token_encrypted: bytes,
+) -> None:
+    from kurspakke.licences.seating import PersonInput, active_seat, assign_person
+    from kurspakke.licences.services import confirm_order, create_order, seat_pool
+    from kurspakke.programmes import load_programmes
+
+    if session.scalars(select(CanvasInstance).where(CanvasInstance.api_url == api_url)).first() is None:
+        session.add(
+            CanvasInstance(
+                api_url=api_url,
+                account_id=1,
+                token_encrypted=token_encrypted,
+                platform_instance=platform.platform_instance,
+            )
+        )
+    programme = load_programmes()[DEMO_PROGRAMME]
+    if seat_pool(session, org, DEMO_PROGRAMME) is None:
+        order = create_order(
+            session,
+            organisation=org,
+            programme=programme,
+            quantity=DEMO_SEATS,
+            source=OrderSource.MANUAL,
+            actor="demo",
+            invoice_reference="DEMO-1",
+        )
+        confirm_order(session, order, actor="demo")
+    for participant in participants:
+        if active_seat(session, org, DEMO_PROGRAMME, participant) is None:
+            raw = PersonInput(participant.name, participant.email, "sykehjem")
+            assign_person(session, org, programme, raw, actor="demo")
     session.flush()
