@@ -232,3 +232,21 @@ def test_one_section_per_organisation_however_many_workers(
     assert canvas.rest.count(CREATE_USER) == 20
     with session_factory() as session:
         assert session.scalar(select(func.count(CanvasSection.id))) == 1
+
+
+def test_a_section_creation_that_fails_is_tried_again_at_once_not_after_its_lease(
+    session_factory: sessionmaker[Session], canvas: LiveCanvas, encryptor: Encryptor
+) -> None:
+    org_id = setup_pool(session_factory, canvas, encryptor, 2)
+    assign(session_factory, org_id, 0)
+    fault = canvas.rest.inject("status", endpoint=CREATE_SECTION, status=500, times=1)
+
+    # The section's lease is 120 s: a run that kept it after the failure would not finish within this budget.
+    assert worker(session_factory, encryptor).run_until_idle(max_seconds=20) == EXIT_IDLE
+
+    assert fault.fired == 1
+    assert canvas.rest.count(CREATE_SECTION) == 2
+    assert len(student_enrolments(canvas.rest)) == 1
+    with session_factory() as session:
+        row = session.scalars(select(CanvasSection)).one()
+        assert row.section_id is not None and row.locked_by is None
