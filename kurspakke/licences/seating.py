@@ -144,8 +144,9 @@ def assign_person(
         data.workplace,
         actor=actor,
         valid_months=programme.seat_valid_months,
+        sis_user_id=data.sis_user_id,
+        login_id=data.login_id,
     )
-    seat.sis_user_id, seat.login_id = data.sis_user_id, data.login_id
     _grant_participant(session, person, organisation, programme.id)
     sync_seat_later(session, seat)
     session.flush()

@@ -329,6 +329,8 @@ def assign_seat(
     *,
     actor: str,
     valid_months: int = SEAT_VALID_MONTHS,
+    sis_user_id: str | None = None,
+    login_id: str | None = None,
 ) -> Seat:
     """Give the person a seat of the organisation's pool, valid ``valid_months`` from now.
 
@@ -359,6 +361,8 @@ def assign_seat(
         programme_id=programme_id,
         person_id=person.id,
         workplace=workplace,
+        sis_user_id=sis_user_id,
+        login_id=login_id,
         assigned_at=now,
         valid_until=add_months(now, valid_months),
     )
