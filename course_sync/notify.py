@@ -14,7 +14,7 @@ from kurspakke.mail import InvalidMail, MailError
 from kurspakke.models import CanvasInstance, utcnow
 from kurspakke.notices import welcome_message
 from kurspakke.outbox.services import StepPark, StepRetry
-from kurspakke.programmes import load_programmes
+from kurspakke.programmes import programmes_once
 
 log = logging.getLogger("kurspakke.mail")
 
@@ -30,7 +30,7 @@ def send_welcome(ctx: StepContext, payload: dict[str, Any], send: Callable[..., 
             ctx.finish(session)
             return
         instance = session.get(CanvasInstance, seat.canvas_instance_id) if seat.canvas_instance_id else None
-        programme = load_programmes()[seat.programme_id]
+        programme = programmes_once()[seat.programme_id]
         link = course_for(session, instance, seat.programme_id) if instance else None
         course_url = f"{instance.api_url.rstrip('/')}/courses/{link.canvas_course_id}" if instance and link else ""
         message = welcome_message(

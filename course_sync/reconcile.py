@@ -27,7 +27,7 @@ from kurspakke.licences.services import expire_seats
 from kurspakke.models import CanvasInstance, utcnow
 from kurspakke.notices import parked_digest_message
 from kurspakke.outbox.models import OutboxStep, StepStatus
-from kurspakke.programmes import load_programmes
+from kurspakke.programmes import programmes_once
 
 log = logging.getLogger("kurspakke.reconcile")
 
@@ -45,7 +45,7 @@ def reconcile_job(ctx: StepContext) -> dict[str, Any]:
         for instance in instances:
             session.expunge(instance)
     for instance in instances:
-        for programme_id in load_programmes():
+        for programme_id in programmes_once():
             with transaction(ctx.sessions) as session:
                 link = course_for(session, instance, programme_id)
                 course_id = link.canvas_course_id if link else None
@@ -120,7 +120,7 @@ def digest_job(ctx: StepContext, send: Any = None) -> dict[str, Any]:
     with transaction(ctx.sessions) as session:
         parked = list(session.scalars(select(OutboxStep).where(OutboxStep.status == StepStatus.PARKED)))
         rows: dict[str, list[tuple[int, str, str, str]]] = defaultdict(list)
-        programmes = load_programmes()
+        programmes = programmes_once()
         for step in parked:
             seat_id = step.payload.get("seat_id")
             seat = session.get(Seat, seat_id) if isinstance(seat_id, int) else None

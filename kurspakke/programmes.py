@@ -193,6 +193,17 @@ def parse_programme(data: dict[str, Any], source: str) -> Programme:
     return programme
 
 
+def programmes_once() -> dict[str, Programme]:
+    """The content directory's programmes, read once per process (workers use them for every step)."""
+    global _LOADED
+    if _LOADED is None:
+        _LOADED = load_programmes()
+    return _LOADED
+
+
+_LOADED: dict[str, Programme] | None = None
+
+
 def load_programmes(directory: Path = CONTENT_DIR) -> dict[str, Programme]:
     """All programmes under ``directory``, keyed by id. Raises ProgrammeError on the first invalid file."""
     programmes: dict[str, Programme] = {}
