@@ -30,12 +30,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from course_sync.canvas import CanvasClient, CanvasNotFound, CanvasUser
 from kurspakke.crypto import Encryptor
 from kurspakke.db import transaction
-from kurspakke.licences.models import CanvasSection, CanvasStatus, Seat
+from kurspakke.licences.models import CanvasSection, CanvasStatus, Seat, SeatKind
 from kurspakke.licences.services import decide_revoked_seat
 from kurspakke.models import CanvasInstance, CourseLink, IdentityKind, PersonIdentity, utcnow
 from kurspakke.outbox.services import StepPark, StepRetry, enqueue
 
 STUDENT = "StudentEnrollment"
+TA = "TaEnrollment"
 WELCOME_MAIL = "mail.welcome"
 SECTION_LEASE_SECONDS = 120.0
 ACTOR = "worker"
@@ -54,6 +55,7 @@ class StepContext:
 @dataclass(frozen=True)
 class SeatPlan:
     seat_id: int
+    enrolment_type: str
     revoked: bool
     decided: bool
     name: str
@@ -131,6 +133,7 @@ def _plan(session: Session, seat_id: int) -> SeatPlan | None:
     session.expunge(instance)
     return SeatPlan(
         seat_id=seat.id,
+        enrolment_type=TA if seat.kind is SeatKind.MENTOR else STUDENT,
         revoked=seat.revoked_at is not None,
         decided=seat.revoke_decided_at is not None,
         name=seat.person.name,
@@ -317,7 +320,7 @@ def _enrol(ctx: StepContext, client: CanvasClient, plan: SeatPlan, *, update_acc
         client.update_user(user_id, name=plan.name, email=plan.email)
     section_id = ensure_section(ctx, client, plan)
     try:
-        enrollment = client.enrol(section_id, user_id, STUDENT, limit_to_section=True)
+        enrollment = client.enrol(section_id, user_id, plan.enrolment_type, limit_to_section=True)
     except CanvasNotFound:
         forget_section(ctx, plan)
         raise StepRetry("the organisation's section is gone from Canvas; it is created again", delay=0.0) from None
@@ -392,10 +395,10 @@ def _conclude(ctx: StepContext, client: CanvasClient, plan: SeatPlan) -> None:
         ours = [
             e
             for e in client.enrollments(plan.course_id, user_id=user_id, states=("active", "invited"))
-            if e.type == STUDENT and (plan.section_id is None or str(e.section_id) == plan.section_id)
+            if e.type == plan.enrolment_type and (plan.section_id is None or str(e.section_id) == plan.section_id)
         ]
         started = any(e.last_activity_at is not None for e in ours)
-        if ours and not plan.decided and not started:
+        if ours and not plan.decided and not started and plan.enrolment_type == STUDENT:
             # Read while the person is still a student of the course: Canvas answers 401 for anyone else.
             started = any(s.submitted_at is not None for s in client.submissions(plan.course_id, student_ids=[user_id]))
         for enrollment in ours:

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from course_sync.provisioning import STUDENT, StepContext, course_for
+from course_sync.provisioning import STUDENT, TA, StepContext, course_for
 from kurspakke.db import transaction
 from kurspakke.licences.models import CanvasSection, CanvasStatus, Seat
 from kurspakke.licences.seating import sync_seat_later
@@ -57,7 +57,7 @@ def reconcile_job(ctx: StepContext) -> dict[str, Any]:
 
 def reconcile_course(ctx: StepContext, instance: CanvasInstance, programme_id: str, course_id: str) -> dict[str, Any]:
     client = ctx.client_for(instance)
-    enrolments = client.enrollments(course_id, types=(STUDENT,), states=("active", "invited", "completed"))
+    enrolments = client.enrollments(course_id, types=(STUDENT, TA), states=("active", "invited", "completed"))
     by_id = {str(e.id): e for e in enrolments}
     active_by_user: dict[str, list[Any]] = defaultdict(list)
     for e in enrolments:

@@ -101,6 +101,11 @@ class CanvasStatus(enum.StrEnum):
     CONCLUDED = "concluded"  # revoked or expired, and the enrolment concluded in Canvas
 
 
+class SeatKind(enum.StrEnum):
+    PARTICIPANT = "participant"  # a StudentEnrollment in Canvas
+    MENTOR = "mentor"  # a TaEnrollment limited to the section; takes a paid seat only when the programme says so
+
+
 class Seat(Base):
     """One assigned seat. A person holds at most one unrevoked seat per pool (partial unique index)."""
 
@@ -121,6 +126,14 @@ class Seat(Base):
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id", ondelete="RESTRICT"), index=True)
     programme_id: Mapped[str] = mapped_column(String(64))
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="RESTRICT"), index=True)
+    kind: Mapped[SeatKind] = mapped_column(
+        Enum(SeatKind, native_enum=False, length=16),
+        default=SeatKind.PARTICIPANT,
+        server_default=SeatKind.PARTICIPANT.name,
+    )
+    # Whether the seat counts in the pool's assigned seats: always for participants; for mentors when the
+    # programme's mentor_uses_seat says so (DESIGN.md §2).
+    counted: Mapped[bool] = mapped_column(default=True, server_default=text("true"))
     # Where the person works, e.g. sykehjem, hjemmetjeneste; municipalities report training per workplace.
     workplace: Mapped[str] = mapped_column(String(255), default="")
     # How to find the person's Canvas account, when the administrator knows it: the SIS id, or the login (needed
@@ -195,4 +208,14 @@ class AuditEntry(Base):
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
 
-__all__ = ["AuditEntry", "CanvasSection", "CanvasStatus", "Order", "OrderSource", "OrderStatus", "Seat", "SeatPool"]
+__all__ = [
+    "AuditEntry",
+    "CanvasSection",
+    "CanvasStatus",
+    "Order",
+    "OrderSource",
+    "OrderStatus",
+    "Seat",
+    "SeatKind",
+    "SeatPool",
+]

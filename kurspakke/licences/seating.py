@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kurspakke.licences.models import CanvasStatus, Seat
+from kurspakke.licences.models import CanvasStatus, Seat, SeatKind
 from kurspakke.licences.services import (
     InvalidOrder,
     LicenceError,
@@ -95,24 +95,23 @@ def active_seat(session: Session, organisation: Organisation, programme_id: str,
     ).one_or_none()
 
 
-def _grant_participant(session: Session, person: Person, organisation: Organisation, programme_id: str) -> None:
+def _grant(
+    session: Session,
+    person: Person,
+    organisation: Organisation,
+    programme_id: str,
+    role: ProgrammeRoleKind = ProgrammeRoleKind.PARTICIPANT,
+) -> None:
     exists = session.scalar(
         select(ProgrammeRole.id).where(
             ProgrammeRole.person_id == person.id,
             ProgrammeRole.programme_id == programme_id,
             ProgrammeRole.organisation_id == organisation.id,
-            ProgrammeRole.role == ProgrammeRoleKind.PARTICIPANT,
+            ProgrammeRole.role == role,
         )
     )
     if exists is None:
-        session.add(
-            ProgrammeRole(
-                person=person,
-                programme_id=programme_id,
-                organisation_id=organisation.id,
-                role=ProgrammeRoleKind.PARTICIPANT,
-            )
-        )
+        session.add(ProgrammeRole(person=person, programme_id=programme_id, organisation_id=organisation.id, role=role))
         session.flush()
 
 
@@ -147,7 +146,39 @@ def assign_person(
         sis_user_id=data.sis_user_id,
         login_id=data.login_id,
     )
-    _grant_participant(session, person, organisation, programme.id)
+    _grant(session, person, organisation, programme.id)
+    sync_seat_later(session, seat)
+    session.flush()
+    return seat
+
+
+def appoint_mentor(
+    session: Session, organisation: Organisation, programme: Programme, raw: PersonInput, *, actor: str
+) -> Seat:
+    """Make the person a mentor of the organisation: a TA enrolment limited to its section, written as a step. The
+    mentor takes a paid seat only when the programme says so (``mentor_uses_seat``); otherwise no free seat is
+    needed. Raises InvalidPerson, NoFreeSeats (a paid mentor seat) or AlreadyAssigned (the person already holds a
+    seat of this pool, as participant or mentor)."""
+    data = check_person(raw)
+    person = person_by_email(session, data.email)
+    if person is None:
+        person = Person(name=data.name, email=data.email)
+        session.add(person)
+        session.flush()
+    seat = assign_seat(
+        session,
+        organisation,
+        programme.id,
+        person,
+        data.workplace,
+        actor=actor,
+        valid_months=programme.seat_valid_months,
+        sis_user_id=data.sis_user_id,
+        login_id=data.login_id,
+        kind=SeatKind.MENTOR,
+        counted=programme.mentor_uses_seat,
+    )
+    _grant(session, person, organisation, programme.id, ProgrammeRoleKind.MENTOR)
     sync_seat_later(session, seat)
     session.flush()
     return seat
@@ -225,6 +256,7 @@ __all__ = [
     "InvalidPerson",
     "PersonInput",
     "active_seat",
+    "appoint_mentor",
     "assign_person",
     "check_person",
     "edit_person",

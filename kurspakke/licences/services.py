@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from kurspakke.licences.models import AuditEntry, Order, OrderSource, OrderStatus, Seat, SeatPool
+from kurspakke.licences.models import AuditEntry, Order, OrderSource, OrderStatus, Seat, SeatKind, SeatPool
 from kurspakke.models import Organisation, Person, utcnow
 from kurspakke.programmes import Programme
 
@@ -125,6 +125,8 @@ def _seat_state(seat: Seat) -> dict[str, Any]:
         "programme_id": seat.programme_id,
         "person_id": seat.person_id,
         "workplace": seat.workplace,
+        "kind": seat.kind.value,
+        "counted": seat.counted,
         "assigned_at": iso(seat.assigned_at),
         "valid_until": iso(seat.valid_until),
         "revoked_at": iso(seat.revoked_at),
@@ -331,8 +333,11 @@ def assign_seat(
     valid_months: int = SEAT_VALID_MONTHS,
     sis_user_id: str | None = None,
     login_id: str | None = None,
+    kind: SeatKind = SeatKind.PARTICIPANT,
+    counted: bool = True,
 ) -> Seat:
-    """Give the person a seat of the organisation's pool, valid ``valid_months`` from now.
+    """Give the person a seat of the organisation's pool, valid ``valid_months`` from now. A seat that is not
+    ``counted`` (a mentor's, when mentors use no paid seat) needs no free seat and leaves the counts alone.
 
     Raises NoFreeSeats("no_free_seats") when the pool has none free (or does not exist), AlreadyAssigned
     ("already_assigned") when the person holds an unrevoked seat of this pool, InvalidOrder("text_too_long") for an
@@ -342,8 +347,8 @@ def assign_seat(
     if len(workplace) > MAX_TEXT:
         raise InvalidOrder("text_too_long", maximum=MAX_TEXT)
     # Lock first, then count: a second assignment of this pool waits here until the first commits.
-    pool = _locked_pool(session, organisation.id, programme_id, create=False)
-    if pool is None or pool.free < 1:
+    pool = _locked_pool(session, organisation.id, programme_id, create=not counted)
+    if pool is None or (counted and pool.free < 1):
         raise NoFreeSeats("no_free_seats")
     held = session.scalar(
         select(func.count(Seat.id)).where(
@@ -363,11 +368,14 @@ def assign_seat(
         workplace=workplace,
         sis_user_id=sis_user_id,
         login_id=login_id,
+        kind=kind,
+        counted=counted,
         assigned_at=now,
         valid_until=add_months(now, valid_months),
     )
     session.add(seat)
-    pool.assigned += 1
+    if counted:
+        pool.assigned += 1
     session.flush()
     audit(
         session,
@@ -400,7 +408,8 @@ def revoke_seat(session: Session, seat: Seat, *, started: bool | None, actor: st
         seat.revoke_decided_at = now
     if started is False:
         seat.returned_at = now
-        pool.assigned -= 1
+        if seat.counted:
+            pool.assigned -= 1
     action = {None: "seat.revoke_pending", True: "seat.revoke", False: "seat.revoke_returned"}[started]
     audit(
         session,
@@ -431,7 +440,8 @@ def decide_revoked_seat(session: Session, seat_id: int, *, started: bool, actor:
     seat.revoke_decided_at = now
     if not started:
         seat.returned_at = now
-        pool.assigned -= 1
+        if seat.counted:
+            pool.assigned -= 1
     audit(
         session,
         actor=actor,

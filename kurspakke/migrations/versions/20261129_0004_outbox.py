@@ -93,6 +93,15 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("created_by_tool", sa.Boolean(), server_default=sa.text("false"), nullable=False))
 
     with op.batch_alter_table("seat", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column(
+                "kind",
+                sa.Enum("PARTICIPANT", "MENTOR", name="seatkind", native_enum=False, length=16),
+                server_default="PARTICIPANT",
+                nullable=False,
+            )
+        )
+        batch_op.add_column(sa.Column("counted", sa.Boolean(), server_default=sa.text("true"), nullable=False))
         batch_op.add_column(sa.Column("sis_user_id", sa.String(length=255), nullable=True))
         batch_op.add_column(sa.Column("login_id", sa.String(length=255), nullable=True))
         batch_op.add_column(sa.Column("revoke_decided_at", sa.DateTime(timezone=True), nullable=True))
@@ -143,6 +152,8 @@ def downgrade() -> None:
         batch_op.drop_column("revoke_decided_at")
         batch_op.drop_column("login_id")
         batch_op.drop_column("sis_user_id")
+        batch_op.drop_column("counted")
+        batch_op.drop_column("kind")
 
     with op.batch_alter_table("person_identity", schema=None) as batch_op:
         batch_op.drop_column("created_by_tool")

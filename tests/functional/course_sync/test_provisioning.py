@@ -250,3 +250,52 @@ def test_a_section_creation_that_fails_is_tried_again_at_once_not_after_its_leas
     with session_factory() as session:
         row = session.scalars(select(CanvasSection)).one()
         assert row.section_id is not None and row.locked_by is None
+
+
+@pytest.mark.parametrize("uses_seat", [False, True], ids=["free-mentor", "paid-mentor"])
+def test_a_mentor_becomes_a_ta_limited_to_the_section_and_takes_a_seat_only_when_the_programme_says(
+    session_factory: sessionmaker[Session], canvas: LiveCanvas, encryptor: Encryptor, uses_seat: bool
+) -> None:
+    import dataclasses
+
+    from kurspakke.licences.seating import appoint_mentor
+    from kurspakke.models import ProgrammeRole, ProgrammeRoleKind
+
+    programme = dataclasses.replace(PROGRAMME, mentor_uses_seat=uses_seat)
+    org_id = setup_pool(session_factory, canvas, encryptor, 1)
+    assign(session_factory, org_id, 0)  # the pool's one seat
+    with transaction(session_factory) as session:
+        org = session.get(Organisation, org_id)
+        assert org is not None
+        raw = PersonInput("Mona Mentor", "mona.mentor@hamar.kommune.no", "sykehjem")
+        if uses_seat:
+            from kurspakke.licences.services import NoFreeSeats
+
+            with pytest.raises(NoFreeSeats):
+                appoint_mentor(session, org, programme, raw, actor=ACTOR)
+            confirm_order(
+                session,
+                create_order(
+                    session, organisation=org, programme=PROGRAMME, quantity=1, source=OrderSource.MANUAL, actor=ACTOR
+                ),
+                actor=ACTOR,
+            )
+        mentor_seat = appoint_mentor(session, org, programme, raw, actor=ACTOR).id
+    assert worker(session_factory, encryptor).run_until_idle(max_seconds=30) == EXIT_IDLE
+
+    tas = [e for e in canvas.rest.enrollments.values() if e.type == "TaEnrollment" and e.section_id != 1]
+    assert len(tas) == 1 and tas[0].limit_privileges_to_course_section and tas[0].state == "active"
+    assert len(student_enrolments(canvas.rest)) == 1
+    with transaction(session_factory) as session:
+        pool = session.scalars(select(SeatPool)).one()
+        assert (pool.bought, pool.assigned) == ((2, 2) if uses_seat else (1, 1))
+        roles = session.scalars(select(ProgrammeRole.role).where(ProgrammeRole.role == ProgrammeRoleKind.MENTOR))
+        assert list(roles) == [ProgrammeRoleKind.MENTOR]
+        seat = session.get(Seat, mentor_seat)
+        assert seat is not None
+        revoke_person(session, seat, actor=ACTOR)
+    assert worker(session_factory, encryptor).run_until_idle(max_seconds=30) == EXIT_IDLE
+    assert canvas.rest.enrollments[tas[0].id].state == "completed"
+    with session_factory() as session:
+        pool = session.scalars(select(SeatPool)).one()
+        assert pool.assigned == 1  # the paid mentor seat returned; a free one never counted
