@@ -75,6 +75,27 @@ def welcome_message(
     return Message(to=email, subject=subject, text=text)
 
 
+def invitation_message(
+    *, name: str, email: str, organisation: str, programme: Programme, signin_url: str, locale: str = "nb"
+) -> Message:
+    """The invitation of a new licence administrator (an order's contact): what they can do and where to sign in."""
+    _ = catalogue(locale).gettext
+    subject = _("You are licence administrator for %(programme)s") % {"programme": programme.title}
+    text = "\n\n".join(
+        [
+            _("Hello %(name)s,") % {"name": name},
+            _(
+                "You are licence administrator of %(organisation)s for the training programme \u201c%(programme)s\u201d:"
+                " you give your colleagues their seats and follow their progress."
+            )
+            % {"organisation": organisation, "programme": programme.title},
+            _("Sign in with your e-mail address here; you get a sign-in link by e-mail: %(url)s") % {"url": signin_url},
+            _("Regards,\n%(issuer)s") % {"issuer": programme.issuer},
+        ]
+    )
+    return Message(to=email, subject=subject, text=text)
+
+
 def parked_digest_message(
     *, programme: Programme, steps: list[tuple[int, str, str, str]], locale: str = "nb"
 ) -> Message:
@@ -93,4 +114,4 @@ def parked_digest_message(
     return Message(to=programme.contact_email, subject=subject, text="\n\n".join(lines))
 
 
-__all__ = ["Message", "catalogue", "parked_digest_message", "welcome_message"]
+__all__ = ["Message", "catalogue", "invitation_message", "parked_digest_message", "welcome_message"]

@@ -69,7 +69,9 @@ def purchases() -> tuple[Response, int]:
         log_event("purchase refused", logging.WARNING, reason=exc.reason)
         return _errors(401, {"field": SIGNATURE_HEADER, "code": exc.reason, "message": _SIGNATURE_MESSAGES[exc.reason]})
     try:
-        outcome = record_purchase(db(), parse_purchase(body), svc.programmes)
+        outcome = record_purchase(
+            db(), parse_purchase(body), svc.programmes, signin_url=svc.settings.base_url.rstrip("/") + "/signin"
+        )
     except PurchaseRefused as exc:
         log_event("purchase refused", logging.INFO, reason="invalid", fields=[e.field for e in exc.errors])
         return _errors(422, *(e.as_json() for e in exc.errors))

@@ -51,6 +51,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from kurspakke.licences.invitations import invite_licence_admin
 from kurspakke.licences.models import Order, OrderSource
 from kurspakke.licences.services import MAX_QUANTITY, MIN_QUANTITY, InvalidOrder, audit, confirm_order, create_order
 from kurspakke.models import Organisation, ProgrammeRole, ProgrammeRoleKind
@@ -354,7 +355,7 @@ def _organisation(session: Session, name: str, orgnr: str) -> Organisation:
         return session.scalars(select(Organisation).where(Organisation.orgnr == orgnr)).one()
 
 
-def _appoint_first_admin(session: Session, order: Order, purchase: Purchase) -> None:
+def _appoint_first_admin(session: Session, order: Order, purchase: Purchase, signin_url: str | None = None) -> None:
     has_admin = session.scalar(
         select(ProgrammeRole.id)
         .where(
@@ -389,14 +390,23 @@ def _appoint_first_admin(session: Session, order: Order, purchase: Purchase) -> 
             "reason": f"contact of order {order.id}",
         },
     )
+    if signin_url:
+        invite_licence_admin(session, person, order.organisation, purchase.programme, signin_url)
     session.flush()
 
 
-def record_purchase(session: Session, parsed: ParsedPurchase, programmes: Mapping[str, Programme]) -> PurchaseOutcome:
+def record_purchase(
+    session: Session,
+    parsed: ParsedPurchase,
+    programmes: Mapping[str, Programme],
+    *,
+    signin_url: str | None = None,
+) -> PurchaseOutcome:
     """Record a shop's purchase: a repeat answers from the stored order, a new one is created and confirmed.
 
     Raises PurchaseConflict (known order id, other body) and PurchaseRefused (invalid body). Flushes; the caller
-    commits, and rolls back on a refusal (nothing has been written by then anyway).
+    commits, and rolls back on a refusal (nothing has been written by then anyway). With ``signin_url``, a contact
+    who becomes the organisation's first licence administrator is invited by e-mail (an outbox step).
     """
     order_id = order_id_of(parsed.data)
     if order_id is not None:
@@ -430,7 +440,7 @@ def record_purchase(session: Session, parsed: ParsedPurchase, programmes: Mappin
     order.organisation_name = purchase.organisation_name
     order.request_sha256 = purchase.request_sha256
     order = confirm_order(session, order, actor=ACTOR)
-    _appoint_first_admin(session, order, purchase)
+    _appoint_first_admin(session, order, purchase, signin_url)
     return PurchaseOutcome(order=order, created=True)
 
 

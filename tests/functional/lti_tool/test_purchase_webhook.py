@@ -21,6 +21,7 @@ from kurspakke.models import (
     OrderSource,
     OrderStatus,
     Organisation,
+    OutboxStep,
     Person,
     ProgrammeRole,
     ProgrammeRoleKind,
@@ -127,6 +128,11 @@ def test_the_contact_becomes_licence_administrator_when_the_organisation_has_non
     )
     grants = db_session.scalars(select(AuditEntry).where(AuditEntry.action == "role.grant")).all()
     assert [g.entity_id for g in grants] == [str(role.id)]
+    # Invited by e-mail, through the outbox (sent once the order is committed).
+    invitation = db_session.scalars(select(OutboxStep).where(OutboxStep.kind == "mail.send")).one()
+    assert invitation.payload["to"] == "kari.koordinator@oslo.kommune.no"
+    assert "lisensadministrator" in invitation.payload["subject"]
+    assert "https://kurspakke.test/signin" in invitation.payload["text"]
 
 
 def test_an_existing_licence_administrator_is_kept_and_the_contact_not_appointed(app, client, db_session):
@@ -137,6 +143,7 @@ def test_an_existing_licence_administrator_is_kept_and_the_contact_not_appointed
     assert post(client, purchase()).status_code == 201
     assert [p.email for p in db_session.scalars(select(Person))] == ["ola@oslo.kommune.no"]
     assert db_session.scalar(select(func.count(ProgrammeRole.id))) == 1
+    assert db_session.scalar(select(func.count(OutboxStep.id))) == 0  # nobody invited
 
 
 def test_a_known_organisation_keeps_its_name_and_the_order_records_the_name_sent(app, client, db_session):
