@@ -85,8 +85,8 @@ def invitation_message(
         [
             _("Hello %(name)s,") % {"name": name},
             _(
-                "You are licence administrator of %(organisation)s for the training programme \u201c%(programme)s\u201d:"
-                " you give your colleagues their seats and follow their progress."
+                "You are licence administrator of %(organisation)s for the training programme "
+                "\u201c%(programme)s\u201d: you give your colleagues their seats and follow their progress."
             )
             % {"organisation": organisation, "programme": programme.title},
             _("Sign in with your e-mail address here; you get a sign-in link by e-mail: %(url)s") % {"url": signin_url},
