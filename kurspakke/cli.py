@@ -167,53 +167,28 @@ def canvas_add(api_url: str, account_id: int, token_env: str, auth_provider_id: 
 
     Reads the root account's lti_guid with the token, which ties this API connection to the Canvas's LTI
     platform instance; a Canvas that cannot be reached or refuses the token stores nothing."""
-    from course_sync.canvas import CanvasClient, CanvasError
-    from kurspakke.models import CanvasInstance
-    from kurspakke.services.platforms import origin_of, platform_instance
+    from course_sync.instances import CanvasRegistrationError, register_canvas
 
     settings = _settings()
     token = os.environ.get(token_env, "").strip()
     if not token:
         raise click.ClickException(f"environment variable {token_env} is empty or not set")
     try:
-        origin_of(api_url)
-        origin_of(issuer)
-    except RegistrationError as exc:
+        done = register_canvas(
+            _sessions(settings),
+            settings,
+            _encryptor(settings),
+            api_url=api_url,
+            account_id=account_id,
+            token=token,
+            auth_provider_id=auth_provider_id,
+            issuer=issuer,
+        )
+    except CanvasRegistrationError as exc:
         raise click.ClickException(str(exc)) from exc
-    if settings.is_production and not api_url.startswith("https://"):
-        raise click.ClickException("--api-url must use https in production")
-    client = CanvasClient(
-        api_url,
-        token,
-        timeout=settings.canvas_timeout_seconds,
-        max_tries=settings.retry_max_tries,
-        retry_base=settings.retry_base_seconds,
+    click.echo(
+        f"stored Canvas connection {done.api_url} (account {done.account_id}, {done.account_name}) as {done.scope}"
     )
-    try:
-        account = client.account(account_id, with_lti_guid=True)
-    except CanvasError as exc:
-        raise click.ClickException(f"could not read account {account_id} at {api_url}: {exc}") from exc
-    scope = platform_instance(issuer, account.lti_guid)
-    with transaction(_sessions(settings)) as session:
-        row = session.scalars(select(CanvasInstance).where(CanvasInstance.api_url == api_url)).one_or_none()
-        twin = session.scalars(
-            select(CanvasInstance.api_url).where(
-                CanvasInstance.platform_instance == scope, CanvasInstance.api_url != api_url
-            )
-        ).first()
-        if twin is not None:
-            # One Canvas, one REST connection: two would provision the same people twice.
-            raise click.ClickException(
-                f"this Canvas (lti_guid {account.lti_guid}) is already stored as {twin}; use that API URL"
-            )
-        if row is None:
-            row = CanvasInstance(api_url=api_url, account_id=account_id, token_encrypted=b"")
-            session.add(row)
-        row.account_id = account_id
-        row.auth_provider_id = auth_provider_id
-        row.token_encrypted = _encryptor(settings).encrypt(token.encode())
-        row.platform_instance = scope
-    click.echo(f"stored Canvas connection {api_url} (account {account_id}, {account.name}) as {scope}")
 
 
 @main.command()
@@ -228,10 +203,18 @@ def canvas_add(api_url: str, account_id: int, token_env: str, auth_provider_id: 
 def worker(once: bool, until_idle: bool, max_seconds: float | None) -> None:
     """The outbox worker: carries seats to Canvas, sends e-mail, runs the periodic jobs (reconciliation, digest,
     purging expired launch state) once per period however many workers run."""
+    from course_sync.instances import CanvasRegistrationError, ensure_default_canvas
     from course_sync.runtime import make_worker
 
     settings = _settings()
-    runner = make_worker(settings, _sessions(settings), _encryptor(settings))
+    sessions, encryptor = _sessions(settings), _encryptor(settings)
+    try:
+        stored = ensure_default_canvas(sessions, settings, encryptor)
+    except CanvasRegistrationError as exc:
+        raise click.ClickException(f"the default Canvas (CANVAS_API_URL): {exc}") from exc
+    if stored:
+        click.echo(stored)
+    runner = make_worker(settings, sessions, encryptor)
     if until_idle:
         code = runner.run_until_idle(max_seconds)
         click.echo({0: "idle: nothing pending", 3: "idle: steps are parked", 4: "time ran out: steps pending"}[code])

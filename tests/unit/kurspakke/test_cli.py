@@ -308,3 +308,26 @@ def test_platform_add_warns_about_the_legacy_canvas_authorize_url(run, session):
     res = run(*platform_add("--deployment-id", "1:a", client_id="170000000000124", auth_login_url=legacy))
     assert res.returncode == 0, res.stderr
     assert "sso.canvaslms.com/api/lti/authorize_redirect" in res.stderr and "Platform Storage" in res.stderr
+
+
+def test_the_worker_stores_the_default_canvas_from_the_environment_once(run, session, canvas_api):
+    """CANVAS_API_URL, CANVAS_API_TOKEN and CANVAS_ACCOUNT_ID: the one-instance case, stored as `canvas add` would."""
+    url, config = canvas_api
+    env = {"CANVAS_API_URL": url, "CANVAS_API_TOKEN": "sim-canvas-api-token", "CANVAS_ACCOUNT_ID": "1"}
+    first = run("worker", "--until-idle", "--max-seconds", "5", extra=env)
+    assert first.returncode == 0, first.stderr
+    assert "stored the default Canvas connection" in first.stdout
+    again = run("worker", "--until-idle", "--max-seconds", "5", extra=env)
+    assert again.returncode == 0 and "stored the default" not in again.stdout
+    row = session.scalars(select(CanvasInstance)).one()
+    assert row.platform_instance == f"https://canvas.instructure.com|{config.platform_guid}"
+    assert b"sim-canvas-api-token" not in row.token_encrypted
+
+
+def test_a_default_canvas_that_refuses_the_token_stops_the_worker_with_a_message(run, session, canvas_api):
+    url, _ = canvas_api
+    env = {"CANVAS_API_URL": url, "CANVAS_API_TOKEN": "wrong", "CANVAS_ACCOUNT_ID": "1"}
+    res = run("worker", "--until-idle", extra=env)
+    assert res.returncode == 1 and "the default Canvas (CANVAS_API_URL)" in res.stderr
+    assert "Traceback" not in res.stderr
+    assert session.scalar(select(func.count()).select_from(CanvasInstance)) == 0
