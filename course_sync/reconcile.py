@@ -23,7 +23,7 @@ from course_sync.provisioning import STUDENT, TA, StepContext, course_for
 from kurspakke.db import transaction
 from kurspakke.licences.models import CanvasSection, CanvasStatus, Seat
 from kurspakke.licences.seating import sync_seat_later
-from kurspakke.licences.services import expire_seats
+from kurspakke.licences.services import expire_seats, lapse_unassigned_seats
 from kurspakke.models import CanvasInstance, utcnow
 from kurspakke.notices import parked_digest_message
 from kurspakke.outbox.models import OutboxStep, StepStatus
@@ -39,7 +39,8 @@ def reconcile_job(ctx: StepContext) -> dict[str, Any]:
         for seat in expire_seats(session, now=utcnow(), actor="worker"):
             sync_seat_later(session, seat)  # concludes the enrolment
             expired.append(seat.id)
-    report: dict[str, Any] = {"expired_seats": expired, "courses": []}
+        lapsed = lapse_unassigned_seats(session, now=utcnow(), actor="worker")
+    report: dict[str, Any] = {"expired_seats": expired, "lapsed_orders": lapsed, "courses": []}
     with transaction(ctx.sessions) as session:
         instances = list(session.scalars(select(CanvasInstance).order_by(CanvasInstance.id)))
         for instance in instances:

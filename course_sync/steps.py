@@ -6,8 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 from course_sync.notify import send_welcome
+from course_sync.notify_orders import send_payload
 from course_sync.provisioning import StepContext, mark_failed, sync_seat
 from course_sync.worker import StepKind
+from kurspakke.licences.invitations import MAIL_SEND
 from kurspakke.licences.seating import SEAT_SYNC
 
 Send = Callable[..., None]
@@ -20,9 +22,13 @@ def step_kinds(send: Send | None = None) -> dict[str, StepKind]:
     def welcome(ctx: StepContext, payload: dict[str, Any]) -> None:
         send_welcome(ctx, payload, send)
 
+    def mail(ctx: StepContext, payload: dict[str, Any]) -> None:
+        send_payload(ctx, payload, send)
+
     return {
         SEAT_SYNC: StepKind(sync_seat, mark_failed),
         "mail.welcome": StepKind(welcome),
+        MAIL_SEND: StepKind(mail),  # a composed e-mail: invitations, order receipts and confirmations
     }
 
 

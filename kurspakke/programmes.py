@@ -56,6 +56,7 @@ class Programme:
     vat_rate_percent: int
     mentor_uses_seat: bool
     seat_valid_months: int
+    unassigned_seats_expire_months: int | None
     learning_goals: tuple[str, ...]
     target_groups: tuple[str, ...]
     modules: tuple[Module, ...]
@@ -114,6 +115,10 @@ def parse_programme(data: dict[str, Any], source: str) -> Programme:
     mentor_uses_seat = pricing.get("mentor_uses_seat", bool, default=False)
     # DESIGN.md §2: a seat is valid for a set time from its assignment (default 12 months).
     seat_valid_months = pricing.get("seat_valid_months", int, default=12, check=lambda v: 1 <= v <= 120)
+    # Optional: seats bought but not assigned within this many months of the order's confirmation lapse.
+    unassigned_expire = pricing.get(
+        "unassigned_seats_expire_months", int, default=None, check=lambda v: v is None or 1 <= v <= 120
+    )
     pricing.done()
     pacing = r.table("pacing", default={})
     for key in ("weeks_per_module_min", "weeks_per_module_max", "total_months"):
@@ -181,6 +186,7 @@ def parse_programme(data: dict[str, Any], source: str) -> Programme:
         vat_rate_percent=vat,
         mentor_uses_seat=mentor_uses_seat,
         seat_valid_months=seat_valid_months,
+        unassigned_seats_expire_months=unassigned_expire,
         learning_goals=tuple(r.get("learning_goals", list, default=[])),
         target_groups=tuple(r.get("target_groups", list, default=[])),
         modules=tuple(modules),

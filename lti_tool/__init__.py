@@ -84,6 +84,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from lti_tool.views import bp as app_bp
     from lti_tool.views.licence_admin import bp as licence_admin_bp
     from lti_tool.views.owner_pages import bp as owner_pages_bp
+    from lti_tool.views.owner_pages import order_bp
     from lti_tool.views.signin import bp as signin_bp
 
     app.register_blueprint(api_bp)
@@ -93,6 +94,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(signin_bp)
     app.register_blueprint(licence_admin_bp)
     app.register_blueprint(owner_pages_bp)
+    app.register_blueprint(order_bp)
     return app
 
 

@@ -65,6 +65,11 @@ class Order(Base):
     confirmed_at: Mapped[datetime | None] = mapped_column(default=None)
     cancelled_at: Mapped[datetime | None] = mapped_column(default=None)
     credited_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Optional expiry of the order's unassigned seats (the programme's unassigned_seats_expire_months from
+    # confirmation): then its seats nobody holds leave the pool (lapsed_seats), assigned ones stay.
+    unassigned_expire_at: Mapped[datetime | None] = mapped_column(default=None)
+    lapsed_seats: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    lapsed_at: Mapped[datetime | None] = mapped_column(default=None)
 
     organisation: Mapped[Organisation] = relationship()
 

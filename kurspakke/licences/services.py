@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from kurspakke.licences.models import AuditEntry, Order, OrderSource, OrderStatus, Seat, SeatKind, SeatPool
 from kurspakke.models import Organisation, Person, utcnow
-from kurspakke.programmes import Programme
+from kurspakke.programmes import Programme, programmes_once
 
 MIN_QUANTITY = 1
 MAX_QUANTITY = 10_000
@@ -101,6 +101,7 @@ def _order_state(order: Order) -> dict[str, Any]:
         "organisation_name": order.organisation_name,
         "request_sha256": order.request_sha256,
         "status": order.status.value,
+        "lapsed_seats": order.lapsed_seats,
     }
 
 
@@ -274,6 +275,9 @@ def confirm_order(session: Session, order: Order, *, actor: str) -> Order:
     pool.bought += order.quantity
     order.status = OrderStatus.CONFIRMED
     order.confirmed_at = utcnow()
+    programme = programmes_once().get(order.programme_id)
+    if programme is not None and programme.unassigned_seats_expire_months:
+        order.unassigned_expire_at = add_months(order.confirmed_at, programme.unassigned_seats_expire_months)
     _audit_order(session, order, actor=actor, action="order.confirm", before=before)
     session.flush()
     return order
@@ -481,6 +485,56 @@ def expire_seats(session: Session, *, now: datetime, actor: str) -> list[Seat]:
     return expired
 
 
+def lapse_unassigned_seats(session: Session, *, now: datetime, actor: str) -> list[tuple[int, int]]:
+    """Orders whose unassigned seats expired (``unassigned_expire_at``) give those seats up: (order id, seats).
+
+    Seats are taken from a pool's orders oldest first, so an expiring order's unassigned seats are what is left of
+    it after the assigned seats fill the older orders (and it); only those leave the pool, never a seat someone
+    holds. An order lapses once."""
+    lapsed: list[tuple[int, int]] = []
+    due = session.execute(
+        select(Order.organisation_id, Order.programme_id)
+        .where(
+            Order.status == OrderStatus.CONFIRMED,
+            Order.unassigned_expire_at.is_not(None),
+            Order.unassigned_expire_at <= now,
+            Order.lapsed_at.is_(None),
+        )
+        .distinct()
+    ).all()
+    for organisation_id, programme_id in due:
+        pool = _locked_pool(session, organisation_id, programme_id, create=False)
+        if pool is None:
+            continue
+        orders = session.scalars(
+            select(Order)
+            .where(
+                Order.organisation_id == organisation_id,
+                Order.programme_id == programme_id,
+                Order.status == OrderStatus.CONFIRMED,
+            )
+            .order_by(Order.confirmed_at, Order.id)
+            .with_for_update()
+        ).all()
+        to_fill = pool.assigned
+        for order in orders:
+            effective = order.quantity - order.lapsed_seats
+            held = min(to_fill, effective)
+            to_fill -= held
+            expired = order.unassigned_expire_at is not None and order.unassigned_expire_at <= now
+            if not expired or order.lapsed_at is not None:
+                continue
+            unassigned = min(effective - held, pool.free)
+            before = _order_state(order)
+            order.lapsed_seats += unassigned
+            order.lapsed_at = now
+            pool.bought -= unassigned
+            _audit_order(session, order, actor=actor, action="order.lapse", before=before)
+            lapsed.append((order.id, unassigned))
+    session.flush()
+    return lapsed
+
+
 def _locked_seat(session: Session, seat_id: int) -> Seat:
     return session.scalars(
         select(Seat).where(Seat.id == seat_id).with_for_update().execution_options(populate_existing=True)
@@ -502,6 +556,7 @@ __all__ = [
     "credit_order",
     "decide_revoked_seat",
     "expire_seats",
+    "lapse_unassigned_seats",
     "order_totals",
     "revoke_seat",
     "seat_pool",

@@ -510,3 +510,46 @@ def test_every_change_writes_one_audit_row_with_before_and_after(session):
     assert revoke.after is not None and revoke.after["returned_at"] is not None and revoke.after["started"] is False
     assert entries[6].after is not None and entries[6].after["status"] == "cancelled"
     assert all(e.at is not None for e in entries)
+
+
+def test_unassigned_seats_of_an_expired_order_lapse_and_assigned_ones_stay(session, monkeypatch):
+    """The programme's optional expiry of unassigned seats: seats fill the oldest order first, so what lapses is the
+    expiring order's part nobody holds — never a held seat, and each order once."""
+    from datetime import timedelta
+
+    from kurspakke.licences import services as licence_services
+    from kurspakke.licences.services import lapse_unassigned_seats
+
+    expiring = dataclasses.replace(PROGRAMME, unassigned_seats_expire_months=6)
+    monkeypatch.setattr(licence_services, "programmes_once", lambda: {PROGRAMME.id: expiring})
+    org = _org(session)
+    old = _confirmed(session, org, 3)
+    new = _confirmed(session, org, 4)
+    assert old.unassigned_expire_at == add_months(old.confirmed_at, 6)
+    new.unassigned_expire_at = add_months(old.unassigned_expire_at, 1)  # confirmed a month later
+    session.flush()
+    for n in range(5):  # the old order's 3 and 2 of the new order's
+        assign_seat(session, org, PROGRAMME.id, _person(session, n), actor=OWNER)
+
+    at = old.unassigned_expire_at + timedelta(seconds=1)
+    assert lapse_unassigned_seats(session, now=at, actor="worker") == [(old.id, 0)]  # all held
+    pool = seat_pool(session, org, PROGRAMME.id)
+    assert (pool.bought, pool.assigned) == (7, 5)
+
+    later = new.unassigned_expire_at + timedelta(seconds=1)
+    assert lapse_unassigned_seats(session, now=later, actor="worker") == [(new.id, 2)]
+    assert (pool.bought, pool.assigned, new.lapsed_seats) == (5, 5, 2)
+    assert lapse_unassigned_seats(session, now=later + timedelta(days=1), actor="worker") == []  # once
+    lapses = session.scalars(select(AuditEntry).where(AuditEntry.action == "order.lapse")).all()
+    assert [a.after["lapsed_seats"] for a in lapses] == [0, 2]
+
+
+def test_without_the_setting_orders_never_lapse(session):
+    from datetime import timedelta
+
+    from kurspakke.licences.services import lapse_unassigned_seats
+
+    assert PROGRAMME.unassigned_seats_expire_months is None
+    order = _confirmed(session, _org(session), 3)
+    assert order.unassigned_expire_at is None
+    assert lapse_unassigned_seats(session, now=datetime.now(UTC) + timedelta(days=3650), actor="worker") == []
