@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import render_template
+from flask import render_template, url_for
 
 from kurspakke.services.access import unlicensed_users
+from kurspakke.services.magic_links import administered
 from lti_tool.services import db
 from lti_tool.views.context import VIEW_TITLES, LaunchContext
 
@@ -14,4 +15,23 @@ def render_view(ctx: LaunchContext, view: str) -> str:
     if view == "owner":
         assert ctx.course_link is not None
         return render_template("views/owner.html", unlicensed=unlicensed_users(db(), ctx.course_link), **common)
+    if view == "licences":
+        return render_template("views/licences.html", administered=_administered(ctx), **common)
     return render_template(f"views/{view}.html", organisations=ctx.access.organisations, **common)
+
+
+def _administered(ctx: LaunchContext) -> list[dict[str, str]]:
+    """The organisations whose licences this person administers in the launched course's programme, with the
+    address of each one's licence pages (lti_tool/views/licence_admin.py re-checks it on every request)."""
+    if ctx.person is None or ctx.course_link is None:
+        return []
+    programme_id = ctx.course_link.programme_id
+    return [
+        {
+            "name": row.organisation_name,
+            "orgnr": row.orgnr,
+            "url": url_for("licence_admin.overview", org_id=row.organisation_id, programme_id=programme_id),
+        }
+        for row in administered(db(), ctx.person.id)
+        if row.programme_id == programme_id
+    ]

@@ -213,6 +213,12 @@ def _session(token: str) -> AdminSession | None:
     data = state_store().get_launch(launch_id)
     if data is None or data.get("kind") != SESSION_KIND:
         return None  # an LTI launch's token is not a licence administrator's session
+    return session_of(launch_id, token, data)
+
+
+def session_of(launch_id: str, token: str, data: dict[str, Any]) -> AdminSession | None:
+    """The signed-in person of a magic-link session's record (``kind: licence_admin``), read from the database now;
+    None when the person no longer exists. Sets the request's locale to the session's."""
     g.locale = data.get("locale") or "nb"
     person = db().get(Person, int(data["person_id"]))
     return None if person is None else AdminSession(launch_id, token, person)
@@ -228,6 +234,7 @@ def _home(session: AdminSession) -> ResponseReturnValue:
             "organisation": row.organisation_name,
             "orgnr": row.orgnr,
             "programme": programmes[row.programme_id].title if row.programme_id in programmes else row.programme_id,
+            "url": url_for("licence_admin.overview", org_id=row.organisation_id, programme_id=row.programme_id),
         }
         for row in rows
     ]
