@@ -31,7 +31,7 @@ from course_sync.canvas import CanvasClient, CanvasNotFound, CanvasUser
 from kurspakke.crypto import Encryptor
 from kurspakke.db import transaction
 from kurspakke.licences.models import CanvasSection, CanvasStatus, Seat, SeatKind
-from kurspakke.licences.services import decide_revoked_seat
+from kurspakke.licences.services import audit, decide_revoked_seat
 from kurspakke.models import CanvasInstance, CourseLink, IdentityKind, PersonIdentity, utcnow
 from kurspakke.outbox.services import StepPark, StepRetry, enqueue
 
@@ -330,6 +330,7 @@ def _enrol(ctx: StepContext, client: CanvasClient, plan: SeatPlan, *, update_acc
             session.rollback()
             return
         _remember_account(session, seat.person_id, plan.scope, user_id, primary_email, created)
+        before = _enrolment_state(seat)
         seat.canvas_instance_id = plan.instance.id
         seat.canvas_user_id = user_id
         seat.canvas_section_id = section_id
@@ -338,6 +339,7 @@ def _enrol(ctx: StepContext, client: CanvasClient, plan: SeatPlan, *, update_acc
         seat.canvas_error = None
         seat.canvas_last_activity_at = enrollment.last_activity_at
         seat.canvas_synced_at = utcnow()
+        _audit_enrolment(session, seat, "enrolment.active", before, account_created=created)
         organisation = seat.organisation
         if organisation.canvas_instance_id is None:
             organisation.canvas_instance_id = plan.instance.id
@@ -408,11 +410,39 @@ def _conclude(ctx: StepContext, client: CanvasClient, plan: SeatPlan) -> None:
         if seat is None or not ctx.finish(session):
             session.rollback()
             return
+        before = _enrolment_state(seat)
         seat.canvas_status = CanvasStatus.CONCLUDED
         seat.canvas_error = None
         seat.canvas_synced_at = utcnow()
+        _audit_enrolment(session, seat, "enrolment.conclude", before, concluded=[e.id for e in ours])
         if seat.revoke_decided_at is None:
             decide_revoked_seat(session, seat.id, started=started, actor=ACTOR)
+
+
+def _enrolment_state(seat: Seat) -> dict[str, object]:
+    return {
+        "canvas_status": seat.canvas_status.value,
+        "canvas_user_id": seat.canvas_user_id,
+        "canvas_section_id": seat.canvas_section_id,
+        "canvas_enrollment_id": seat.canvas_enrollment_id,
+        "canvas_error": seat.canvas_error,
+    }
+
+
+def _audit_enrolment(session: Session, seat: Seat, action: str, before: dict[str, object], **extra: object) -> None:
+    """The enrolment's change in the audit log (DESIGN.md §3: every change is audited); skipped when a run found
+    everything as it was."""
+    after = _enrolment_state(seat)
+    if after != before:
+        audit(
+            session,
+            actor=ACTOR,
+            action=action,
+            entity_type="seat",
+            entity_id=seat.id,
+            before=before,
+            after=after | extra,
+        )
 
 
 def mark_failed(session: Session, payload: dict[str, object], error: str) -> None:
@@ -420,8 +450,10 @@ def mark_failed(session: Session, payload: dict[str, object], error: str) -> Non
     seat_id = payload.get("seat_id")
     seat = session.get(Seat, seat_id) if isinstance(seat_id, int) else None
     if seat is not None:
+        before = _enrolment_state(seat)
         seat.canvas_status = CanvasStatus.FAILED
         seat.canvas_error = error[:2000]
+        _audit_enrolment(session, seat, "enrolment.fail", before)
 
 
 def client_factory(encryptor: Encryptor, **options: float) -> Callable[[CanvasInstance], CanvasClient]:

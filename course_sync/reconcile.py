@@ -21,12 +21,15 @@ from sqlalchemy import select
 
 from course_sync.provisioning import STUDENT, TA, StepContext, course_for
 from kurspakke.db import transaction
+from kurspakke.licences.admins import administrators
+from kurspakke.licences.invitations import MAIL_SEND
 from kurspakke.licences.models import CanvasSection, CanvasStatus, Seat
 from kurspakke.licences.seating import sync_seat_later
 from kurspakke.licences.services import expire_seats, lapse_unassigned_seats
 from kurspakke.models import CanvasInstance, utcnow
-from kurspakke.notices import parked_digest_message
+from kurspakke.notices import expired_seats_message, parked_digest_message
 from kurspakke.outbox.models import OutboxStep, StepStatus
+from kurspakke.outbox.services import enqueue
 from kurspakke.programmes import programmes_once
 
 log = logging.getLogger("kurspakke.reconcile")
@@ -36,9 +39,13 @@ def reconcile_job(ctx: StepContext) -> dict[str, Any]:
     """Expire seats past their validity, then reconcile every linked course on every registered Canvas."""
     with transaction(ctx.sessions) as session:
         expired = []
+        by_pool: dict[tuple[int, str], list[Seat]] = defaultdict(list)
         for seat in expire_seats(session, now=utcnow(), actor="worker"):
             sync_seat_later(session, seat)  # concludes the enrolment
             expired.append(seat.id)
+            by_pool[(seat.organisation_id, seat.programme_id)].append(seat)
+        for (organisation_id, programme_id), seats in by_pool.items():
+            report_expired(session, organisation_id, programme_id, seats)
         lapsed = lapse_unassigned_seats(session, now=utcnow(), actor="worker")
     report: dict[str, Any] = {"expired_seats": expired, "lapsed_orders": lapsed, "courses": []}
     with transaction(ctx.sessions) as session:
@@ -54,6 +61,26 @@ def reconcile_job(ctx: StepContext) -> dict[str, Any]:
                 report["courses"].append(reconcile_course(ctx, instance, programme_id, course_id))
     log.info("reconciliation: %s", report)
     return report
+
+
+def report_expired(session: Any, organisation_id: int, programme_id: str, seats: list[Seat]) -> None:
+    """Tell the organisation's licence administrators which seats expired (an e-mail each, as an outbox step)."""
+    programme = programmes_once().get(programme_id)
+    if programme is None:
+        return
+    names = sorted(seat.person.name for seat in seats)
+    organisation = seats[0].organisation
+    day = utcnow().date().isoformat()
+    for admin in administrators(session, organisation_id, programme_id):
+        message = expired_seats_message(
+            to=admin.email, organisation=organisation.name, programme=programme, names=names
+        )
+        enqueue(
+            session,
+            MAIL_SEND,
+            f"mail:expired:{organisation_id}:{programme_id}:{admin.person_id}:{day}",
+            {"to": message.to, "subject": message.subject, "text": message.text},
+        )
 
 
 def reconcile_course(ctx: StepContext, instance: CanvasInstance, programme_id: str, course_id: str) -> dict[str, Any]:

@@ -96,6 +96,26 @@ def invitation_message(
     return Message(to=email, subject=subject, text=text)
 
 
+def expired_seats_message(
+    *, to: str, organisation: str, programme: Programme, names: list[str], locale: str = "nb"
+) -> Message:
+    """To a licence administrator: seats that ran past their validity unfinished; their enrolments are concluded."""
+    _ = catalogue(locale).gettext
+    ngettext = catalogue(locale).ngettext
+    subject = ngettext(
+        "%(count)d seat expired: %(programme)s", "%(count)d seats expired: %(programme)s", len(names)
+    ) % {"count": len(names), "programme": programme.title}
+    lines = [
+        _(
+            "These seats of %(organisation)s ran past their validity before the training was finished. Their "
+            "Canvas enrolments are concluded; the seats stay used."
+        )
+        % {"organisation": organisation},
+        "\n".join(f"- {name}" for name in names),
+    ]
+    return Message(to=to, subject=subject, text="\n\n".join(lines))
+
+
 def parked_digest_message(
     *, programme: Programme, steps: list[tuple[int, str, str, str]], locale: str = "nb"
 ) -> Message:
@@ -114,4 +134,11 @@ def parked_digest_message(
     return Message(to=programme.contact_email, subject=subject, text="\n\n".join(lines))
 
 
-__all__ = ["Message", "catalogue", "invitation_message", "parked_digest_message", "welcome_message"]
+__all__ = [
+    "Message",
+    "catalogue",
+    "expired_seats_message",
+    "invitation_message",
+    "parked_digest_message",
+    "welcome_message",
+]

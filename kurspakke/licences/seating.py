@@ -241,7 +241,9 @@ def reassign(
 
 def status_of(seat: Seat) -> str:
     """The seat's Canvas status for the licence administrator: pending, active, never_signed_in, failed, concluded,
-    revoked."""
+    expired (past its validity), revoked."""
+    if seat.expired_at is not None:
+        return "expired"
     if seat.revoked_at is not None:
         return "revoked"
     if seat.canvas_status is CanvasStatus.ACTIVE and seat.canvas_last_activity_at is None:

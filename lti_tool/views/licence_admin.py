@@ -96,6 +96,7 @@ STATUS_LABELS = {
     "never_signed_in": N_("never signed in"),
     "failed": N_("failed: %(error)s"),
     "concluded": N_("concluded"),
+    "expired": N_("expired"),
     "revoked": N_("revoked"),
 }
 

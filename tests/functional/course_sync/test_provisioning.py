@@ -299,3 +299,30 @@ def test_a_mentor_becomes_a_ta_limited_to_the_section_and_takes_a_seat_only_when
     with session_factory() as session:
         pool = session.scalars(select(SeatPool)).one()
         assert pool.assigned == 1  # the paid mentor seat returned; a free one never counted
+
+
+def test_every_enrolment_change_is_audited_by_the_worker(
+    session_factory: sessionmaker[Session], canvas: LiveCanvas, encryptor: Encryptor
+) -> None:
+    from kurspakke.models import AuditEntry
+
+    org_id = setup_pool(session_factory, canvas, encryptor, 1)
+    seat_id = assign(session_factory, org_id, 0)
+    assert worker(session_factory, encryptor).run_until_idle(max_seconds=30) == EXIT_IDLE
+    with transaction(session_factory) as session:
+        seat = session.get(Seat, seat_id)
+        assert seat is not None
+        revoke_person(session, seat, actor=ACTOR)
+    assert worker(session_factory, encryptor).run_until_idle(max_seconds=30) == EXIT_IDLE
+    with session_factory() as session:
+        rows = session.scalars(
+            select(AuditEntry).where(AuditEntry.entity_id == str(seat_id)).order_by(AuditEntry.id)
+        ).all()
+        enrolment = [r for r in rows if r.action.startswith("enrolment.")]
+        assert [(r.action, r.actor) for r in enrolment] == [
+            ("enrolment.active", "worker"),
+            ("enrolment.conclude", "worker"),
+        ]
+        assert enrolment[0].before["canvas_status"] == "pending" and enrolment[0].after["canvas_status"] == "active"
+        assert enrolment[0].after["account_created"] is True
+        assert enrolment[1].after["canvas_status"] == "concluded" and enrolment[1].after["concluded"]

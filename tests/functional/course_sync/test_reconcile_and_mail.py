@@ -25,9 +25,9 @@ from kurspakke.licences.models import CanvasStatus, Seat, SeatPool
 from kurspakke.licences.seating import PersonInput, assign_person
 from kurspakke.licences.services import confirm_order, create_order
 from kurspakke.mail import send_mail
-from kurspakke.models import OrderSource, Organisation, PeriodicJob
+from kurspakke.models import OrderSource, Organisation, PeriodicJob, ProgrammeRoleKind
 from kurspakke.programmes import load_programmes
-from kurspakke.services.people import get_or_create_organisation
+from kurspakke.services.people import get_or_create_organisation, get_or_create_person, grant_role
 from tests.support import smtp
 from tests.support.canvas_live import FAST, LiveCanvas, live_canvas, register
 from tests.support.smtp import SmtpServer
@@ -159,8 +159,21 @@ def test_an_expired_seat_is_concluded_and_stays_taken(
     with transaction(session_factory) as session:
         seat = session.get(Seat, seat_ids[0])
         seat.valid_until = datetime.now(UTC) - timedelta(days=1)
+        admin = get_or_create_person(session, name="Lise Admin", email="lise.admin@loten.kommune.no")
+        grant_role(
+            session,
+            admin,
+            programme_id=PROGRAMME.id,
+            organisation=seat.organisation,
+            role=ProgrammeRoleKind.LICENCE_ADMIN,
+        )
+    welcomes = len(smtp_server.messages)
     worker.run_jobs(NIGHT)
     assert worker.run_until_idle(max_seconds=30) == EXIT_IDLE
+    # Reported to the licence administrator.
+    [report] = smtp_server.wait_for(welcomes + 1)[welcomes:]
+    assert report["To"] == "lise.admin@loten.kommune.no" and "utløpt" in report["Subject"]
+    assert "Ansatt 0" in report.get_body(preferencelist=("plain",)).get_content()
     with session_factory() as session:
         seat = session.get(Seat, seat_ids[0])
         assert seat.expired_at is not None and seat.returned_at is None
