@@ -12,11 +12,27 @@ from kurspakke.db import transaction
 from kurspakke.licences.models import Seat
 from kurspakke.mail import InvalidMail, MailError
 from kurspakke.models import CanvasInstance, utcnow
-from kurspakke.notices import welcome_message
+from kurspakke.notices import Message, welcome_message
 from kurspakke.outbox.services import StepPark, StepRetry
 from kurspakke.programmes import programmes_once
 
 log = logging.getLogger("kurspakke.mail")
+
+
+def _welcome_of(session: Any, seat: Seat) -> Message:
+    instance = session.get(CanvasInstance, seat.canvas_instance_id) if seat.canvas_instance_id else None
+    programme = programmes_once()[seat.programme_id]
+    link = course_for(session, instance, seat.programme_id) if instance else None
+    course_url = f"{instance.api_url.rstrip('/')}/courses/{link.canvas_course_id}" if instance and link else ""
+    return welcome_message(
+        name=seat.person.name,
+        email=seat.person.email,
+        login=seat.login_id or seat.person.email,
+        organisation=seat.organisation.name,
+        programme=programme,
+        course_url=course_url,
+        provider_login=bool(instance and instance.auth_provider_id is not None),
+    )
 
 
 def send_welcome(ctx: StepContext, payload: dict[str, Any], send: Callable[..., None] | None) -> None:
@@ -24,24 +40,15 @@ def send_welcome(ctx: StepContext, payload: dict[str, Any], send: Callable[..., 
     seat_id = payload.get("seat_id")
     if not isinstance(seat_id, int):
         raise StepPark("the step names no seat")
-    with transaction(ctx.sessions) as session:
+    message = None
+    with transaction(ctx.read()) as session:
         seat = session.get(Seat, seat_id)
-        if seat is None or seat.revoked_at is not None:
+        if seat is not None and seat.revoked_at is None:
+            message = _welcome_of(session, seat)
+    if message is None:  # the seat is gone or revoked: nobody to welcome
+        with transaction(ctx.sessions) as session:
             ctx.finish(session)
-            return
-        instance = session.get(CanvasInstance, seat.canvas_instance_id) if seat.canvas_instance_id else None
-        programme = programmes_once()[seat.programme_id]
-        link = course_for(session, instance, seat.programme_id) if instance else None
-        course_url = f"{instance.api_url.rstrip('/')}/courses/{link.canvas_course_id}" if instance and link else ""
-        message = welcome_message(
-            name=seat.person.name,
-            email=seat.person.email,
-            login=seat.login_id or seat.person.email,
-            organisation=seat.organisation.name,
-            programme=programme,
-            course_url=course_url,
-            provider_login=bool(instance and instance.auth_provider_id is not None),
-        )
+        return
     if send is None:
         log.info("e-mail to %s: %s\n%s", message.to, message.subject, message.text)
     else:

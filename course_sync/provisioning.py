@@ -50,6 +50,11 @@ class StepContext:
     client_for: Callable[[CanvasInstance], CanvasClient]
     worker_id: str
     finish: Callable[[Session], bool]  # marks the step done in the given transaction; False when the lease was lost
+    # Sessions that only read (on SQLite they take no write lock, so readers do not queue behind writers).
+    reads: sessionmaker[Session] | None = None
+
+    def read(self) -> sessionmaker[Session]:
+        return self.reads or self.sessions
 
 
 @dataclass(frozen=True)
@@ -275,7 +280,7 @@ def sync_seat(ctx: StepContext, payload: dict[str, object]) -> None:
     seat_id = payload.get("seat_id")
     if not isinstance(seat_id, int):
         raise StepPark("the step names no seat")
-    with transaction(ctx.sessions) as session:
+    with transaction(ctx.read()) as session:
         plan = _plan(session, seat_id)
     if plan is None:  # the seat was deleted (a person's data erased): nothing left to do
         with transaction(ctx.sessions) as session:

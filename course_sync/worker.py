@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from course_sync.canvas import CanvasBadResponse, CanvasError, CanvasThrottled, CanvasUnavailable
 from course_sync.provisioning import StepContext
-from kurspakke.db import transaction
+from kurspakke.db import make_session_factory, transaction
 from kurspakke.models import CanvasInstance, utcnow
 from kurspakke.outbox import services as outbox
 from kurspakke.outbox.services import StepPark, StepRetry
@@ -78,11 +78,15 @@ class Worker:
     sleep: Callable[[float], None] = time.sleep
     monotonic: Callable[[], float] = time.monotonic
 
+    def __post_init__(self) -> None:
+        bind = self.sessions.kw.get("bind")
+        self._reads = make_session_factory(bind, readonly=True) if bind is not None else None
+
     def _context(self, step_id: int | None) -> StepContext:
         def finish(session: Session) -> bool:
             return step_id is None or outbox.finish(session, step_id, self.worker_id)
 
-        return StepContext(self.sessions, self.client_for, self.worker_id, finish)
+        return StepContext(self.sessions, self.client_for, self.worker_id, finish, self._reads)
 
     # ---------------------------------------------------------------- steps
     def run_one(self) -> bool:
