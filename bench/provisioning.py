@@ -186,7 +186,7 @@ def _database(backend: str, tmp: Path) -> str:
     return f"{url}{sep}options=-csearch_path%3D{schema}"
 
 
-def _worker_process(url: str, threads: int, encryptor: Any) -> None:
+def _worker_process(url: str, threads: int, encryptor: Any, in_flight: int) -> None:
     """One `kurspakke worker`-like process with ``threads`` workers, run until nothing is pending."""
     from course_sync.provisioning import client_factory
     from course_sync.steps import step_kinds
@@ -195,7 +195,9 @@ def _worker_process(url: str, threads: int, encryptor: Any) -> None:
 
     sessions = make_session_factory(make_engine(url))
     options = WorkerOptions(lease_seconds=120, max_attempts=8, retry_base=0.2, retry_cap=5.0, poll_seconds=0.05)
-    clients = client_factory(encryptor, timeout=30.0, max_tries=8, retry_base=0.2, retry_max=5.0)
+    clients = client_factory(
+        encryptor, timeout=30.0, max_tries=8, retry_base=0.2, retry_max=5.0, max_in_flight=in_flight
+    )
     pool = [Worker(sessions, clients, step_kinds(None), options) for _ in range(threads)]
     codes: list[int] = []
     running = [threading.Thread(target=lambda w=w: codes.append(w.run_until_idle(3600))) for w in pool]
@@ -206,7 +208,7 @@ def _worker_process(url: str, threads: int, encryptor: Any) -> None:
     os._exit(max(codes) if codes else 0)
 
 
-def tool_run(size: int, workers: int, latency: float, backend: str, processes: int) -> dict[str, Any]:
+def tool_run(size: int, workers: int, latency: float, backend: str, processes: int, in_flight: int) -> dict[str, Any]:
     from sqlalchemy import func, select
 
     from kurspakke.crypto import Encryptor
@@ -261,7 +263,8 @@ def tool_run(size: int, workers: int, latency: float, backend: str, processes: i
         ctx = mp.get_context("fork")
         start = time.perf_counter()
         children = [
-            ctx.Process(target=_worker_process, args=(url, workers // processes, encryptor)) for _ in range(processes)
+            ctx.Process(target=_worker_process, args=(url, workers // processes, encryptor, in_flight // processes))
+            for _ in range(processes)
         ]
         for child in children:
             child.start()
@@ -279,6 +282,7 @@ def tool_run(size: int, workers: int, latency: float, backend: str, processes: i
             "size": size,
             "workers": workers,
             "processes": processes,
+            "canvas_in_flight": in_flight // processes * processes,
             "backend": backend,
             "seconds": round(elapsed, 2),
             "people_per_second": round(size / elapsed, 2),
@@ -296,8 +300,11 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000])
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--bare-concurrency", type=int, nargs="+", default=[8, 12])
-    parser.add_argument("--workers", type=int, default=12, help="worker threads in all")
-    parser.add_argument("--processes", type=int, default=3, help="worker processes sharing them")
+    parser.add_argument("--workers", type=int, default=24, help="worker threads in all")
+    parser.add_argument("--processes", type=int, default=4, help="worker processes sharing them")
+    parser.add_argument(
+        "--in-flight", type=int, default=None, help="Canvas calls in flight in all (default: the best bare concurrency)"
+    )
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--quick", action="store_true", help="one bare concurrency only")
     args = parser.parse_args()
@@ -312,7 +319,8 @@ def main() -> None:
         for row in bare:
             print(json.dumps(row), flush=True)
         best = max(bare, key=lambda r: r["people_per_second"])
-        tool = tool_run(size, args.workers, args.latency, args.backend, args.processes)
+        in_flight = args.in_flight or best["concurrency"]
+        tool = tool_run(size, args.workers, args.latency, args.backend, args.processes, in_flight)
         tool["ratio_to_best_bare"] = round(tool["people_per_second"] / best["people_per_second"], 2)
         print(json.dumps(tool), flush=True)
         results += [*bare, tool]

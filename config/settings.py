@@ -36,6 +36,8 @@ _NUMBERS: tuple[tuple[str, str, type[float] | type[int]], ...] = (
     ("outbox_max_attempts", "KURSPAKKE_OUTBOX_MAX_ATTEMPTS", int),
     ("outbox_lease_seconds", "KURSPAKKE_OUTBOX_LEASE_SECONDS", float),
     ("outbox_poll_seconds", "KURSPAKKE_OUTBOX_POLL_SECONDS", float),
+    ("canvas_max_in_flight", "KURSPAKKE_CANVAS_MAX_IN_FLIGHT", int),
+    ("worker_threads", "KURSPAKKE_WORKER_THREADS", int),
 )
 
 
@@ -72,6 +74,11 @@ class Settings:
     outbox_max_attempts: int = 8
     outbox_lease_seconds: float = 120.0
     outbox_poll_seconds: float = 1.0
+    # A worker process runs worker_threads outbox workers sharing one Canvas client per instance, with at most
+    # canvas_max_in_flight calls in flight at once. Canvas admits about 14 requests in flight per token (700 units,
+    # 50 up front each): keep processes × canvas_max_in_flight at or below 12.
+    worker_threads: int = 4
+    canvas_max_in_flight: int = 4
     jwt_leeway_seconds: int = 60
     login_state_ttl_seconds: int = 600
     launch_token_ttl_seconds: int = 10 * 3600  # a working day

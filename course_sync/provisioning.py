@@ -19,6 +19,7 @@ login, else the e-mail) and, where the instance signs people in through a provid
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -52,6 +53,14 @@ class StepContext:
     finish: Callable[[Session], bool]  # marks the step done in the given transaction; False when the lease was lost
     # Sessions that only read (on SQLite they take no write lock, so readers do not queue behind writers).
     reads: sessionmaker[Session] | None = None
+    # Writes a follow-up step leased to this worker, which runs it next (see Worker.run_one); None: plain enqueue.
+    follow_up: Callable[[Session, str, str, dict[str, object]], None] | None = None
+
+    def then(self, session: Session, kind: str, subject: str, payload: dict[str, object]) -> None:
+        if self.follow_up is None:
+            enqueue(session, kind, subject, payload)
+        else:
+            self.follow_up(session, kind, subject, payload)
 
     def read(self) -> sessionmaker[Session]:
         return self.reads or self.sessions
@@ -353,7 +362,7 @@ def _enrol(ctx: StepContext, client: CanvasClient, plan: SeatPlan, *, update_acc
             enqueue(session, "seat.sync", f"seat:{seat.id}", {"seat_id": seat.id})
         elif seat.welcomed_at is None:
             seat.welcomed_at = utcnow()
-            enqueue(session, WELCOME_MAIL, f"mail:seat:{seat.id}", {"seat_id": seat.id})
+            ctx.then(session, WELCOME_MAIL, f"mail:seat:{seat.id}", {"seat_id": seat.id})
 
 
 def _remember_account(
@@ -464,13 +473,15 @@ def mark_failed(session: Session, payload: dict[str, object], error: str) -> Non
 def client_factory(encryptor: Encryptor, **options: float) -> Callable[[CanvasInstance], CanvasClient]:
     """Clients per Canvas instance, made once per worker (each keeps its own view of Canvas's rate limit)."""
     clients: dict[int, CanvasClient] = {}
+    lock = threading.Lock()
 
     def client_for(instance: CanvasInstance) -> CanvasClient:
-        client = clients.get(instance.id)
-        if client is None:
-            token = encryptor.decrypt(instance.token_encrypted).decode()
-            client = clients[instance.id] = CanvasClient(instance.api_url, token, **options)  # type: ignore[arg-type]
-        return client
+        with lock:  # worker threads share the clients (and each client's limit of calls in flight)
+            client = clients.get(instance.id)
+            if client is None:
+                token = encryptor.decrypt(instance.token_encrypted).decode()
+                client = clients[instance.id] = CanvasClient(instance.api_url, token, **options)  # type: ignore[arg-type]
+            return client
 
     return client_for
 

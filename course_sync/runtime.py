@@ -61,15 +61,28 @@ def periodic_jobs(send: Any = None) -> tuple[PeriodicJobSpec, ...]:
     )
 
 
-def make_worker(settings: Settings, sessions: sessionmaker[Session], encryptor: Encryptor) -> Worker:
+def make_workers(
+    settings: Settings, sessions: sessionmaker[Session], encryptor: Encryptor, count: int | None = None
+) -> list[Worker]:
+    """``count`` (default ``worker_threads``) workers of one process, sharing its Canvas clients, so at most
+    ``canvas_max_in_flight`` Canvas calls of the process are in flight however many workers run."""
     clients = client_factory(
         encryptor,
         timeout=settings.canvas_timeout_seconds,
         max_tries=settings.retry_max_tries,
         retry_base=settings.retry_base_seconds,
+        max_in_flight=settings.canvas_max_in_flight,
     )
     send = partial(send_mail, settings)
-    return Worker(sessions, clients, step_kinds(send), options_from(settings), jobs=periodic_jobs(send))
+    kinds, jobs = step_kinds(send), periodic_jobs(send)
+    return [
+        Worker(sessions, clients, kinds, options_from(settings), jobs=jobs)
+        for _ in range(count or settings.worker_threads)
+    ]
 
 
-__all__ = ["daily_after", "hourly", "make_worker", "options_from", "periodic_jobs"]
+def make_worker(settings: Settings, sessions: sessionmaker[Session], encryptor: Encryptor) -> Worker:
+    return make_workers(settings, sessions, encryptor, 1)[0]
+
+
+__all__ = ["daily_after", "hourly", "make_worker", "make_workers", "options_from", "periodic_jobs"]

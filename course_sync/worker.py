@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from course_sync.canvas import CanvasBadResponse, CanvasError, CanvasThrottled, CanvasUnavailable
 from course_sync.provisioning import StepContext
 from kurspakke.db import make_session_factory, transaction
-from kurspakke.models import CanvasInstance, utcnow
+from kurspakke.models import CanvasInstance, OutboxStep, utcnow
 from kurspakke.outbox import services as outbox
 from kurspakke.outbox.services import StepPark, StepRetry
 
@@ -82,25 +83,67 @@ class Worker:
         bind = self.sessions.kw.get("bind")
         self._reads = make_session_factory(bind, readonly=True) if bind is not None else None
 
-    def _context(self, step_id: int | None) -> StepContext:
+    def _context(
+        self, step_id: int | None, follow_ups: list[tuple[int, str, dict[str, Any]]] | None = None
+    ) -> StepContext:
         def finish(session: Session) -> bool:
             return step_id is None or outbox.finish(session, step_id, self.worker_id)
 
-        return StepContext(self.sessions, self.client_for, self.worker_id, finish, self._reads)
+        def follow_up(session: Session, kind: str, subject: str, payload: dict[str, Any]) -> None:
+            assert follow_ups is not None
+            step = outbox.enqueue_claimed(
+                session, kind, subject, payload, self.worker_id, lease_seconds=self.options.lease_seconds
+            )
+            follow_ups.append((step.id, kind, payload))
+
+        return StepContext(
+            self.sessions,
+            self.client_for,
+            self.worker_id,
+            finish,
+            self._reads,
+            follow_up if follow_ups is not None and self.kinds else None,
+        )
 
     # ---------------------------------------------------------------- steps
     def run_one(self) -> bool:
-        """Claim and run one due step; False when none was due."""
+        """Claim and run one due step, then the follow-ups it wrote for this worker; False when none was due."""
         with transaction(self.sessions) as session:
             step = outbox.claim(
                 session, self.worker_id, lease_seconds=self.options.lease_seconds, kinds=tuple(self.kinds)
             )
             if step is None:
                 return False
-            step_id, kind, payload = step.id, step.kind, dict(step.payload or {})
+            queue = [(step.id, step.kind, dict(step.payload or {}))]
+        while queue:
+            step_id, kind, payload = queue.pop(0)
+            follow_ups: list[tuple[int, str, dict[str, Any]]] = []
+            self._execute(step_id, kind, payload, follow_ups)
+            # A follow-up of a kind this worker does not run stays leased until its lease runs out; so only kinds
+            # it knows are chained (StepContext.then), and they run here at once.
+            queue.extend(f for f in follow_ups if f[1] in self.kinds and self._still_mine(f[0]))
+        return True
+
+    def _still_mine(self, step_id: int) -> bool:
+        """A follow-up exists only if the transaction that wrote it committed."""
+        with transaction(self._reads or self.sessions) as session:
+            return (
+                session.scalar(
+                    select(OutboxStep.id).where(
+                        OutboxStep.id == step_id,
+                        OutboxStep.locked_by == self.worker_id,
+                        OutboxStep.status == outbox.StepStatus.PENDING,
+                    )
+                )
+                is not None
+            )
+
+    def _execute(
+        self, step_id: int, kind: str, payload: dict[str, Any], follow_ups: list[tuple[int, str, dict[str, Any]]]
+    ) -> None:
         spec = self.kinds[kind]
         try:
-            spec.run(self._context(step_id), payload)
+            spec.run(self._context(step_id, follow_ups), payload)
         except StepPark as exc:
             self._settle(step_id, spec, payload, str(exc), park=True)
         except StepRetry as exc:
@@ -112,7 +155,6 @@ class Worker:
         except Exception as exc:  # a bug or the database: tried again, parked with its error after the tries
             log.exception("outbox step %s (%s) failed", step_id, kind)
             self._settle(step_id, spec, payload, f"{type(exc).__name__}: {exc}", park=False)
-        return True
 
     def _settle(
         self,

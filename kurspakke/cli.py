@@ -204,7 +204,7 @@ def worker(once: bool, until_idle: bool, max_seconds: float | None) -> None:
     """The outbox worker: carries seats to Canvas, sends e-mail, runs the periodic jobs (reconciliation, digest,
     purging expired launch state) once per period however many workers run."""
     from course_sync.instances import CanvasRegistrationError, ensure_default_canvas
-    from course_sync.runtime import make_worker
+    from course_sync.runtime import make_workers
 
     settings = _settings()
     sessions, encryptor = _sessions(settings), _encryptor(settings)
@@ -214,12 +214,19 @@ def worker(once: bool, until_idle: bool, max_seconds: float | None) -> None:
         raise click.ClickException(f"the default Canvas (CANVAS_API_URL): {exc}") from exc
     if stored:
         click.echo(stored)
-    runner = make_worker(settings, sessions, encryptor)
     if until_idle:
-        code = runner.run_until_idle(max_seconds)
+        codes: list[int] = []
+        runners = make_workers(settings, sessions, encryptor)
+        threads = [threading.Thread(target=lambda r=r: codes.append(r.run_until_idle(max_seconds))) for r in runners]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        code = max(codes) if codes else 0
         click.echo({0: "idle: nothing pending", 3: "idle: steps are parked", 4: "time ran out: steps pending"}[code])
         sys.exit(code)
     if once:
+        runner = make_workers(settings, sessions, encryptor, 1)[0]
         jobs = runner.run_jobs()
         steps = 0
         while runner.run_one():
@@ -228,8 +235,11 @@ def worker(once: bool, until_idle: bool, max_seconds: float | None) -> None:
             click.echo(f"{name}: " + ", ".join(f"{key} {value}" for key, value in report.items()))
         click.echo(f"ran {steps} outbox steps")
         return
-    click.echo(f"worker {runner.worker_id} started")
-    runner.run_forever()  # pragma: no cover - runs until the process is stopped
+    runners = make_workers(settings, sessions, encryptor)  # pragma: no cover - runs until the process is stopped
+    click.echo(f"worker {runners[0].worker_id} and {len(runners) - 1} more threads started")  # pragma: no cover
+    for runner in runners[1:]:  # pragma: no cover
+        threading.Thread(target=runner.run_forever, daemon=True).start()
+    runners[0].run_forever()  # pragma: no cover
 
 
 @main.command()

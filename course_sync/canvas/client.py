@@ -38,7 +38,7 @@ PER_PAGE = 100  # Canvas's maximum page size
 RATE_LIMIT_TEXT = "Rate Limit Exceeded"
 # Canvas's bucket holds 700 units and charges 50 up front per request in flight: below this many units left we
 # pause before the next call instead of running into 403/429.
-DEFAULT_LOW_WATER = 150.0
+DEFAULT_LOW_WATER = 75.0
 # Canvas refuses an explicit student_ids[] list longer than its page maximum ("too many students").
 MAX_STUDENT_IDS = 100
 SUBMISSION_STATES = frozenset({"submitted", "unsubmitted", "graded", "pending_review"})
@@ -317,8 +317,12 @@ class CanvasClient:
         low_water: float = DEFAULT_LOW_WATER,
         low_water_pause: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
+        max_in_flight: int | None = None,
     ) -> None:
         self._requester = Requester(api_url.rstrip("/"), token)
+        # At most this many calls of this client in flight at once (threads of one worker process share it), so
+        # more worker threads than Canvas's throttle admits can share the connection without refusals.
+        self._in_flight = threading.BoundedSemaphore(max_in_flight) if max_in_flight else None
         session: requests.Session = self._requester._session
         adapter = _TimeoutAdapter(timeout)
         session.mount("https://", adapter)
@@ -393,10 +397,15 @@ class CanvasClient:
 
         def once() -> T:
             self._pace()
+            if self._in_flight is not None:
+                self._in_flight.acquire()
             try:
                 return attempt()
             except (requests.RequestException, cx.CanvasException, ValueError) as exc:
                 raise self._translate(exc, what, idempotent=idempotent) from exc
+            finally:
+                if self._in_flight is not None:
+                    self._in_flight.release()
 
         def retryable(exc: BaseException) -> bool:
             if isinstance(exc, CanvasOutcomeUnknown):
