@@ -326,3 +326,17 @@ def test_every_enrolment_change_is_audited_by_the_worker(
         assert enrolment[0].before["canvas_status"] == "pending" and enrolment[0].after["canvas_status"] == "active"
         assert enrolment[0].after["account_created"] is True
         assert enrolment[1].after["canvas_status"] == "concluded" and enrolment[1].after["concluded"]
+
+
+def test_the_welcome_email_is_run_by_the_worker_that_enrolled_the_person_without_a_second_claim(
+    session_factory: sessionmaker[Session], canvas: LiveCanvas, encryptor: Encryptor
+) -> None:
+    org_id = setup_pool(session_factory, canvas, encryptor, 1)
+    assign(session_factory, org_id, 0)
+    runner = worker(session_factory, encryptor)
+    assert runner.run_one() is True  # the seat step, then its welcome e-mail
+    with session_factory() as session:
+        steps = {s.kind: s for s in session.scalars(select(OutboxStep))}
+        assert steps["seat.sync"].status is StepStatus.DONE
+        assert steps["mail.welcome"].status is StepStatus.DONE and steps["mail.welcome"].attempts == 1
+    assert runner.run_one() is False

@@ -482,3 +482,15 @@ def test_an_assignment_of_the_wrong_shape_is_a_bad_response() -> None:
     for bad in ({"submission_types": "online_quiz"}, {"submission_types": [1]}, {"published": None}):
         with pytest.raises(CanvasBadResponse):
             _assignment(good | bad)
+
+
+def test_a_client_shared_by_threads_keeps_its_calls_in_flight_under_its_cap(live: Live) -> None:
+    """Worker threads of one process share a client; Canvas admits about 14 requests in flight per token."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    live.rest.set_latency(0.05)
+    client = live.client(max_in_flight=2)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda _: client.sections(live.config.course_id), range(16)))
+    assert live.rest.max_in_flight == 2
+    assert live.rest.count("GET /api/v1/courses/:course_id/sections") == 16

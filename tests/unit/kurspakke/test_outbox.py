@@ -167,3 +167,13 @@ def test_many_workers_racing_for_one_period_take_it_once(session_factory):
     for t in threads:
         t.join()
     assert len(winners) == 1
+
+
+def test_a_follow_up_leased_to_a_worker_that_died_is_run_by_another_after_the_lease(session_factory):
+    with transaction(session_factory) as session:
+        step = outbox.enqueue_claimed(session, "mail.welcome", "mail:seat:1", {"seat_id": 1}, "dead", lease_seconds=5)
+        step_id = step.id
+    assert _claim(session_factory, "alive") is None  # leased to the worker that wrote it
+    assert _claim(session_factory, "alive", now=utcnow() + timedelta(seconds=6)) == step_id
+    with session_factory() as session:
+        assert session.get(OutboxStep, step_id).attempts == 2
