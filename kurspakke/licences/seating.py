@@ -129,27 +129,7 @@ def assign_person(
 ) -> Seat:
     """Give a seat of the organisation's pool to the person with this e-mail (known to the tool or new), and write
     the Canvas step. Raises InvalidPerson, NoFreeSeats or AlreadyAssigned; nothing is written when it raises."""
-    data = check_person(raw)
-    person = person_by_email(session, data.email)
-    if person is None:
-        person = Person(name=data.name, email=data.email)
-        session.add(person)
-        session.flush()
-    seat = assign_seat(
-        session,
-        organisation,
-        programme.id,
-        person,
-        data.workplace,
-        actor=actor,
-        valid_months=programme.seat_valid_months,
-        sis_user_id=data.sis_user_id,
-        login_id=data.login_id,
-    )
-    _grant(session, person, organisation, programme.id)
-    sync_seat_later(session, seat)
-    session.flush()
-    return seat
+    return _seat_person(session, organisation, programme, raw, actor=actor, kind=SeatKind.PARTICIPANT)
 
 
 def appoint_mentor(
@@ -159,12 +139,25 @@ def appoint_mentor(
     mentor takes a paid seat only when the programme says so (``mentor_uses_seat``); otherwise no free seat is
     needed. Raises InvalidPerson, NoFreeSeats (a paid mentor seat) or AlreadyAssigned (the person already holds a
     seat of this pool, as participant or mentor)."""
+    return _seat_person(session, organisation, programme, raw, actor=actor, kind=SeatKind.MENTOR)
+
+
+def _seat_person(
+    session: Session,
+    organisation: Organisation,
+    programme: Programme,
+    raw: PersonInput,
+    *,
+    actor: str,
+    kind: SeatKind,
+) -> Seat:
     data = check_person(raw)
     person = person_by_email(session, data.email)
     if person is None:
         person = Person(name=data.name, email=data.email)
         session.add(person)
         session.flush()
+    mentor = kind is SeatKind.MENTOR
     seat = assign_seat(
         session,
         organisation,
@@ -175,10 +168,11 @@ def appoint_mentor(
         valid_months=programme.seat_valid_months,
         sis_user_id=data.sis_user_id,
         login_id=data.login_id,
-        kind=SeatKind.MENTOR,
-        counted=programme.mentor_uses_seat,
+        kind=kind,
+        counted=programme.mentor_uses_seat if mentor else True,
     )
-    _grant(session, person, organisation, programme.id, ProgrammeRoleKind.MENTOR)
+    role = ProgrammeRoleKind.MENTOR if mentor else ProgrammeRoleKind.PARTICIPANT
+    _grant(session, person, organisation, programme.id, role)
     sync_seat_later(session, seat)
     session.flush()
     return seat

@@ -411,9 +411,7 @@ def revoke_seat(session: Session, seat: Seat, *, started: bool | None, actor: st
     if started is not None:
         seat.revoke_decided_at = now
     if started is False:
-        seat.returned_at = now
-        if seat.counted:
-            pool.assigned -= 1
+        _return(seat, pool, now)
     action = {None: "seat.revoke_pending", True: "seat.revoke", False: "seat.revoke_returned"}[started]
     audit(
         session,
@@ -443,9 +441,7 @@ def decide_revoked_seat(session: Session, seat_id: int, *, started: bool, actor:
     now = utcnow()
     seat.revoke_decided_at = now
     if not started:
-        seat.returned_at = now
-        if seat.counted:
-            pool.assigned -= 1
+        _return(seat, pool, now)
     audit(
         session,
         actor=actor,
@@ -533,6 +529,13 @@ def lapse_unassigned_seats(session: Session, *, now: datetime, actor: str) -> li
             lapsed.append((order.id, unassigned))
     session.flush()
     return lapsed
+
+
+def _return(seat: Seat, pool: SeatPool, now: datetime) -> None:
+    """The revoked seat goes back to the pool (a seat that never counted, a free mentor's, changes no count)."""
+    seat.returned_at = now
+    if seat.counted:
+        pool.assigned -= 1
 
 
 def _locked_seat(session: Session, seat_id: int) -> Seat:

@@ -3,15 +3,12 @@ PostgreSQL: accounts found or created, one section per organisation, enrolments 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from canvas_sim.keys import private_pem
 from canvas_sim.rest import CanvasRest, Enrollment, User, _sortable
 from course_sync.worker import EXIT_IDLE, EXIT_PARKED
 from kurspakke.crypto import Encryptor
@@ -29,24 +26,13 @@ from kurspakke.models import (
 )
 from kurspakke.programmes import load_programmes
 from kurspakke.services.people import get_or_create_organisation
-from tests.support.canvas_live import LiveCanvas, live_canvas, register, worker
+from tests.support.canvas_live import LiveCanvas, register, worker
 
 PROGRAMME = load_programmes()["lindrende-behandling"]
 ACTOR = "licence admin test"
 CREATE_USER = "POST /api/v1/accounts/:account_id/users"
 ENROL = "POST /api/v1/sections/:section_id/enrollments"
 CREATE_SECTION = "POST /api/v1/courses/:course_id/sections"
-
-
-@pytest.fixture(scope="module")
-def platform_pem() -> bytes:
-    return private_pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
-
-
-@pytest.fixture
-def canvas(platform_pem: bytes) -> Iterator[LiveCanvas]:
-    with live_canvas(platform_pem) as live:
-        yield live
 
 
 def canvas_user(rest: CanvasRest, name: str, email: str, login: str | None = None) -> User:

@@ -10,14 +10,10 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 
-import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from canvas_sim.keys import private_pem
 from course_sync.worker import EXIT_IDLE, WorkerOptions
 from kurspakke.crypto import Encryptor
 from kurspakke.db import transaction
@@ -28,23 +24,12 @@ from kurspakke.models import OrderSource, OutboxStep, StepStatus
 from kurspakke.programmes import load_programmes
 from kurspakke.services.people import get_or_create_organisation
 from tests.conftest import SECRET
-from tests.support.canvas_live import LiveCanvas, live_canvas, register, worker
+from tests.support.canvas_live import LiveCanvas, register, worker
 
 PROGRAMME = load_programmes()["lindrende-behandling"]
 ACTOR = "licence admin test"
 PEOPLE = 200
 CLIENT_TIMEOUT = 0.5
-
-
-@pytest.fixture(scope="module")
-def platform_pem() -> bytes:
-    return private_pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
-
-
-@pytest.fixture
-def canvas(platform_pem: bytes) -> Iterator[LiveCanvas]:
-    with live_canvas(platform_pem) as live:
-        yield live
 
 
 def _coverage_env() -> dict[str, str]:

@@ -3,16 +3,12 @@ daily digest of parked steps — each once per period however many workers run."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from canvas_sim.keys import private_pem
 from canvas_sim.rest import CanvasRest, User, _sortable
 from config.settings import Settings
 from course_sync.provisioning import client_factory
@@ -29,7 +25,7 @@ from kurspakke.models import OrderSource, Organisation, PeriodicJob, ProgrammeRo
 from kurspakke.programmes import load_programmes
 from kurspakke.services.people import get_or_create_organisation, get_or_create_person, grant_role
 from tests.support import smtp
-from tests.support.canvas_live import FAST, LiveCanvas, live_canvas, register
+from tests.support.canvas_live import FAST, LiveCanvas, register
 from tests.support.smtp import SmtpServer
 
 smtp_server = smtp.smtp_server  # the fixture
@@ -37,17 +33,6 @@ PROGRAMME = load_programmes()["lindrende-behandling"]
 ACTOR = "licence admin test"
 NIGHT = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)  # 04:00 in Oslo: reconciliation is due, the digest is not
 MORNING = datetime(2026, 12, 1, 7, 30, tzinfo=UTC)  # 08:30 in Oslo: both are due
-
-
-@pytest.fixture(scope="module")
-def platform_pem() -> bytes:
-    return private_pem(rsa.generate_private_key(public_exponent=65537, key_size=2048))
-
-
-@pytest.fixture
-def canvas(platform_pem: bytes) -> Iterator[LiveCanvas]:
-    with live_canvas(platform_pem) as live:
-        yield live
 
 
 def make_worker(sessions: sessionmaker[Session], encryptor: Encryptor, smtp: SmtpServer) -> Worker:
