@@ -29,6 +29,7 @@ from kurspakke.licences.order_form import (
     place_order,
     rename_organisation,
 )
+from kurspakke.licences.organisations import OrganisationError, set_details
 from kurspakke.licences.sales import format_kr, monthly_sales, sales_csv, sales_totals
 from kurspakke.licences.services import (
     MAX_QUANTITY,
@@ -108,6 +109,10 @@ PROBLEM_MESSAGES = {
     "email_invalid": N_("Enter an e-mail address, for example kari.nordmann@kommune.no."),
 }
 REFUSAL_MESSAGES = {
+    "organisation_kind_unknown": N_("Choose one of the kinds of organisation."),
+    "parent_not_found": N_("The network area was not found: choose one from the list."),
+    "parent_is_itself": N_("An organisation cannot be its own network area."),
+    "parent_cycle": N_("That organisation already belongs to this one's network area; choose another."),
     "not_sellers_canvas": N_(
         "Orders, organisations and sales are shown only to the course owners of the programme's course on a Canvas "
         "the seller has registered for provisioning. This course is not on such a Canvas."
@@ -420,6 +425,9 @@ def _organisation_page(
         pool=pool,
         admins=administrators(session, org.id, programme.id),
         orders=org_orders,
+        others=session.scalars(
+            select(Organisation).where(Organisation.id != org.id).order_by(Organisation.name, Organisation.id)
+        ).all(),
         notice=notice,
         error=error,
         values=values or {},
@@ -444,6 +452,29 @@ def organisation(organisation_id: int) -> ResponseReturnValue:
     if org is None:
         return _orders_page(ctx, programme, status=404, error=_refusal_text("organisation_not_found", {}))
     return _organisation_page(ctx, programme, org)
+
+
+@bp.post("/organisations/<int:organisation_id>/details")
+def organisation_details(organisation_id: int) -> ResponseReturnValue:
+    """The organisation's kind and the network area it belongs to."""
+    ctx, programme = business_launch()
+    org = _organisation_of(organisation_id)
+    if org is None:
+        return _orders_page(ctx, programme, status=404, error=_refusal_text("organisation_not_found", {}))
+    raw_parent = request.form.get("parent", "").strip()
+    if raw_parent and not raw_parent.isdigit():
+        return _organisation_page(ctx, programme, org, status=422, error=_refusal_text("parent_not_found", {}))
+    try:
+        set_details(
+            db(),
+            org,
+            kind=request.form.get("kind", "")[:32],
+            parent_id=int(raw_parent) if raw_parent else None,
+            actor=_actor(ctx),
+        )
+    except OrganisationError as exc:  # raised before anything changed
+        return _organisation_page(ctx, programme, org, status=422, error=_refusal_text(exc.key, exc.params))
+    return _organisation_page(ctx, programme, org, notice=gettext("The organisation's details are saved."))
 
 
 @bp.post("/organisations/<int:organisation_id>/admins/add")

@@ -489,3 +489,35 @@ def test_sales_page_and_csv(app, client, owner, db_session):
     lines = body.decode("utf-8-sig").splitlines()
     assert lines[0] == "måned;mva-sats;salg;krediteringer;lisenser;netto;mva;totalt"
     assert lines[1].endswith(";25;1;0;1;300,00;75,00;375,00")
+
+
+def test_the_owner_sets_an_organisations_kind_and_network_area(app, client, owner, db_session):
+    with transaction(factory(app)) as s:
+        oslo = organisation(s).id
+        area = organisation(s, name="Læringsnettverk Innlandet", orgnr="974761076").id
+        member = organisation(s, name="Hamar kommune", orgnr="970540008").id
+    path = f"/owner/organisations/{oslo}/details"
+    ok = post(client, path, owner, kind="bydel", parent=str(area))
+    assert ok.status_code == 200 and "Læringsnettverk Innlandet" in text_of(ok)
+    org = db_session.scalars(select(Organisation).where(Organisation.id == oslo)).one()
+    assert (org.kind.value, org.parent_id) == ("bydel", area)
+    update = db_session.scalars(select(AuditEntry).where(AuditEntry.action == "organisation.update")).one()
+    assert update.before["parent_id"] is None and update.after["parent_id"] == area
+    # The area may not end up inside its own member (Oslo is in the area now), nor be itself; unknown kinds and
+    # areas are refused.
+    member_ok = post(client, f"/owner/organisations/{member}/details", owner, kind="kommune", parent=str(area))
+    assert member_ok.status_code == 200
+    before = counts(db_session)
+    cycle = "That organisation already belongs to this one's network area; choose another."
+    missing = "The network area was not found: choose one from the list."
+    for org_id, data, message in [
+        (area, {"kind": "other", "parent": str(oslo)}, cycle),
+        (oslo, {"kind": "bydel", "parent": str(oslo)}, "An organisation cannot be its own network area."),
+        (oslo, {"kind": "fylke", "parent": ""}, "Choose one of the kinds of organisation."),
+        (oslo, {"kind": "bydel", "parent": "999"}, missing),
+        (oslo, {"kind": "bydel", "parent": "x1"}, missing),
+    ]:
+        resp = post(client, f"/owner/organisations/{org_id}/details", owner, **data)
+        assert resp.status_code == 422 and say(app, message) in text_of(resp), data
+    assert counts(db_session) == before
+    assert db_session.scalar(select(Organisation.parent_id).where(Organisation.id == area)) is None
