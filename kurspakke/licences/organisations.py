@@ -33,7 +33,8 @@ def set_details(session: Session, org: Organisation, *, kind: str, parent_id: in
         parent = session.get(Organisation, parent_id)
         if parent is None:
             raise OrganisationError("parent_not_found")
-        ancestor, depth = parent, 0
+        ancestor: Organisation | None = parent
+        depth = 0
         while ancestor is not None and depth <= MAX_DEPTH:
             if ancestor.id == org.id:
                 raise OrganisationError("parent_cycle")
