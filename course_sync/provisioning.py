@@ -56,6 +56,14 @@ class StepContext:
     # Writes a follow-up step leased to this worker, which runs it next (see Worker.run_one); None: plain enqueue.
     follow_up: Callable[[Session, str, str, dict[str, object]], None] | None = None
 
+    # Renews this step's lease when it has run a good part of it (None: nothing to renew); raises LeaseLost when
+    # another worker has taken the step over, so a slow run never writes to Canvas beside its successor.
+    renew: Callable[[], None] | None = None
+
+    def keep_lease(self) -> None:
+        if self.renew is not None:
+            self.renew()
+
     def then(self, session: Session, kind: str, subject: str, payload: dict[str, object]) -> None:
         if self.follow_up is None:
             enqueue(session, kind, subject, payload)
@@ -314,6 +322,7 @@ def _enrol(ctx: StepContext, client: CanvasClient, plan: SeatPlan, *, update_acc
                 raise StepPark(
                     "this Canvas signs people in through a login provider: the seat needs the person's login id"
                 )
+            ctx.keep_lease()
             user = client.create_user(
                 account_id,
                 plan.name,
@@ -333,6 +342,7 @@ def _enrol(ctx: StepContext, client: CanvasClient, plan: SeatPlan, *, update_acc
         # Name changes go to Canvas only for accounts the tool created; a matched account is never edited.
         client.update_user(user_id, name=plan.name, email=plan.email)
     section_id = ensure_section(ctx, client, plan)
+    ctx.keep_lease()
     try:
         enrollment = client.enrol(section_id, user_id, plan.enrolment_type, limit_to_section=True)
     except CanvasNotFound:
@@ -408,17 +418,24 @@ def _conclude(ctx: StepContext, client: CanvasClient, plan: SeatPlan) -> None:
     started = False
     ours = []
     if user_id is not None:
-        ours = [
+        mine = [
             e
-            for e in client.enrollments(plan.course_id, user_id=user_id, states=("active", "invited"))
+            for e in client.enrollments(plan.course_id, user_id=user_id, states=("active", "invited", "completed"))
             if e.type == plan.enrolment_type and (plan.section_id is None or str(e.section_id) == plan.section_id)
         ]
-        started = any(e.last_activity_at is not None for e in ours)
+        ours = [e for e in mine if e.state in ("active", "invited")]
+        started = any(e.last_activity_at is not None for e in mine)
         if ours and not plan.decided and not started and plan.enrolment_type == STUDENT:
             # Read while the person is still a student of the course: Canvas answers 401 for anyone else.
             started = any(s.submitted_at is not None for s in client.submissions(plan.course_id, student_ids=[user_id]))
-        for enrollment in ours:
-            client.conclude(plan.course_id, enrollment.id)
+    if not plan.decided:
+        # Decided before anything is concluded: a run that concluded but lost its answer must not find, on its
+        # retry, an enrolment with no activity left to read and return a used seat to the pool.
+        with transaction(ctx.sessions) as session:
+            decide_revoked_seat(session, plan.seat_id, started=started, actor=ACTOR)
+    ctx.keep_lease()
+    for enrollment in ours:
+        client.conclude(plan.course_id, enrollment.id)
     with transaction(ctx.sessions) as session:
         seat = session.get(Seat, plan.seat_id)
         if seat is None or not ctx.finish(session):
@@ -429,8 +446,6 @@ def _conclude(ctx: StepContext, client: CanvasClient, plan: SeatPlan) -> None:
         seat.canvas_error = None
         seat.canvas_synced_at = utcnow()
         _audit_enrolment(session, seat, "enrolment.conclude", before, concluded=[e.id for e in ours])
-        if seat.revoke_decided_at is None:
-            decide_revoked_seat(session, seat.id, started=started, actor=ACTOR)
 
 
 def _enrolment_state(seat: Seat) -> dict[str, object]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -33,6 +34,7 @@ from kurspakke.outbox.services import enqueue
 from kurspakke.programmes import programmes_once
 
 log = logging.getLogger("kurspakke.reconcile")
+OSLO = ZoneInfo("Europe/Oslo")
 
 
 def reconcile_job(ctx: StepContext) -> dict[str, Any]:
@@ -143,8 +145,10 @@ def reconcile_course(ctx: StepContext, instance: CanvasInstance, programme_id: s
     }
 
 
-def digest_job(ctx: StepContext, send: Any = None) -> dict[str, Any]:
-    """One e-mail a day to each programme's contact (the seller's course owners) listing the parked steps."""
+def digest_job(ctx: StepContext) -> dict[str, Any]:
+    """One e-mail a day to each programme's contact (the seller's course owners) listing the parked steps, written
+    as outbox steps in the job's transaction (one per programme and day: a job run again writes nothing twice)."""
+    day = utcnow().astimezone(OSLO).date().isoformat()
     with transaction(ctx.sessions) as session:
         parked = list(session.scalars(select(OutboxStep).where(OutboxStep.status == StepStatus.PARKED)))
         rows: dict[str, list[tuple[int, str, str, str]]] = defaultdict(list)
@@ -155,17 +159,17 @@ def digest_job(ctx: StepContext, send: Any = None) -> dict[str, Any]:
             keys = [seat.programme_id] if seat is not None else list(programmes)
             for key in keys:
                 rows[key].append((step.id, step.kind, step.subject, step.last_error or ""))
-    sent = []
-    for programme_id, steps in sorted(rows.items()):
-        programme = programmes.get(programme_id)
-        if programme is None:
-            continue
-        message = parked_digest_message(programme=programme, steps=steps)
-        if send is None:
-            log.info("e-mail to %s: %s\n%s", message.to, message.subject, message.text)
-        else:
-            send(to=message.to, subject=message.subject, text=message.text)
-        sent.append({"to": message.to, "programme": programme_id, "parked": len(steps)})
+        sent = []
+        for programme_id, steps in sorted(rows.items()):
+            programme = programmes.get(programme_id)
+            if programme is None:
+                continue
+            subject = f"digest:{programme_id}:{day}"
+            if session.scalar(select(OutboxStep.id).where(OutboxStep.subject == subject)) is not None:
+                continue
+            message = parked_digest_message(programme=programme, steps=steps)
+            enqueue(session, MAIL_SEND, subject, {"to": message.to, "subject": message.subject, "text": message.text})
+            sent.append({"to": message.to, "programme": programme_id, "parked": len(steps)})
     return {"parked": len(parked), "sent": sent}
 
 

@@ -30,7 +30,7 @@ from course_sync.provisioning import StepContext
 from kurspakke.db import make_session_factory, transaction
 from kurspakke.models import CanvasInstance, OutboxStep, utcnow
 from kurspakke.outbox import services as outbox
-from kurspakke.outbox.services import StepPark, StepRetry
+from kurspakke.outbox.services import LeaseLost, StepPark, StepRetry
 
 log = logging.getLogger("kurspakke.worker")
 
@@ -66,6 +66,7 @@ class WorkerOptions:
     retry_cap: float = 900.0
     poll_seconds: float = 1.0
     job_lease_seconds: float = 1800.0
+    job_retry_seconds: float = 900.0  # a failed periodic job is tried again after this
 
 
 @dataclass
@@ -89,6 +90,17 @@ class Worker:
         def finish(session: Session) -> bool:
             return step_id is None or outbox.finish(session, step_id, self.worker_id)
 
+        claimed_at = self.monotonic()
+
+        def renew() -> None:
+            nonlocal claimed_at
+            if step_id is None or self.monotonic() - claimed_at < self.options.lease_seconds / 3:
+                return
+            with transaction(self.sessions) as session:
+                if not outbox.renew(session, step_id, self.worker_id, lease_seconds=self.options.lease_seconds):
+                    raise LeaseLost(f"step {step_id} was taken over by another worker")
+            claimed_at = self.monotonic()
+
         def follow_up(session: Session, kind: str, subject: str, payload: dict[str, Any]) -> None:
             assert follow_ups is not None
             step = outbox.enqueue_claimed(
@@ -103,6 +115,7 @@ class Worker:
             finish,
             self._reads,
             follow_up if follow_ups is not None and self.kinds else None,
+            renew,
         )
 
     # ---------------------------------------------------------------- steps
@@ -110,7 +123,11 @@ class Worker:
         """Claim and run one due step, then the follow-ups it wrote for this worker; False when none was due."""
         with transaction(self.sessions) as session:
             step = outbox.claim(
-                session, self.worker_id, lease_seconds=self.options.lease_seconds, kinds=tuple(self.kinds)
+                session,
+                self.worker_id,
+                lease_seconds=self.options.lease_seconds,
+                kinds=tuple(self.kinds),
+                max_attempts=self.options.max_attempts,
             )
             if step is None:
                 return False
@@ -144,6 +161,8 @@ class Worker:
         spec = self.kinds[kind]
         try:
             spec.run(self._context(step_id, follow_ups), payload)
+        except LeaseLost as exc:  # the step is another worker's now: it runs it; nothing to settle here
+            log.warning("outbox step %s: %s", step_id, exc)
         except StepPark as exc:
             self._settle(step_id, spec, payload, str(exc), park=True)
         except StepRetry as exc:
@@ -227,7 +246,13 @@ class Worker:
             except Exception as exc:
                 log.exception("periodic job %s failed", job.name)
                 with transaction(self.sessions) as session:
-                    outbox.release_period(session, job.name, self.worker_id, f"{type(exc).__name__}: {exc}")
+                    outbox.release_period(
+                        session,
+                        job.name,
+                        self.worker_id,
+                        f"{type(exc).__name__}: {exc}",
+                        retry_after_seconds=self.options.job_retry_seconds,
+                    )
                 continue
             with transaction(self.sessions) as session:
                 if outbox.complete_period(session, job.name, period, self.worker_id, report):
@@ -235,13 +260,18 @@ class Worker:
         return completed
 
     def run_forever(self, *, stop: Callable[[], bool] = lambda: False) -> None:
+        """Jobs and steps until ``stop()``; an error of the database or a bug is logged and the loop goes on (a
+        worker thread that died silently would leave its process working short-handed)."""
         while not stop():
-            self.run_jobs()
             worked = False
-            while self.run_one():
-                worked = True
-                if stop():
-                    return
+            try:
+                self.run_jobs()
+                while self.run_one():
+                    worked = True
+                    if stop():
+                        return
+            except Exception:
+                log.exception("worker %s: a round failed; going on", self.worker_id)
             if not worked:
                 self.sleep(self.options.poll_seconds)
 

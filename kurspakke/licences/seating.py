@@ -210,15 +210,9 @@ def revoke_person(session: Session, seat: Seat, *, actor: str, started_in_tool: 
     """Revoke the seat and write the step that concludes the enrolment. When nothing ever reached Canvas (no account
     or enrolment recorded) and the tool has no record of the person starting (``started_in_tool``: attendance,
     quiz progress), the seat returns to the pool at once; otherwise the worker decides after reading Canvas."""
-    nothing_in_canvas = seat.canvas_user_id is None and seat.canvas_enrollment_id is None
-    started: bool | None
-    if started_in_tool:
-        started = True
-    elif nothing_in_canvas:
-        started = False
-    else:
-        started = None
-    seat = revoke_seat(session, seat, started=started, actor=actor)
+    # When nothing ever reached Canvas the seat returns at once; revoke_seat reads that under the seat's lock.
+    started: bool | None = True if started_in_tool else None
+    seat = revoke_seat(session, seat, started=started, actor=actor, unstarted_if_not_in_canvas=True)
     sync_seat_later(session, seat)
     return seat
 

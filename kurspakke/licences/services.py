@@ -394,7 +394,9 @@ def assign_seat(
     return seat
 
 
-def revoke_seat(session: Session, seat: Seat, *, started: bool | None, actor: str) -> Seat:
+def revoke_seat(
+    session: Session, seat: Seat, *, started: bool | None, actor: str, unstarted_if_not_in_canvas: bool = False
+) -> Seat:
     """Revoke a seat. It returns to the pool only when its holder has not ``started``; when ``started`` is None the
     decision waits for the worker that reads Canvas (``decide_revoked_seat``) and the seat stays taken until then.
 
@@ -405,6 +407,13 @@ def revoke_seat(session: Session, seat: Seat, *, started: bool | None, actor: st
     seat = _locked_seat(session, seat.id)
     if seat.revoked_at is not None:
         raise SeatStateError("seat_already_revoked")
+    if (
+        started is None
+        and unstarted_if_not_in_canvas
+        and seat.canvas_user_id is None
+        and seat.canvas_enrollment_id is None
+    ):
+        started = False  # read under the lock: a worker cannot record an enrolment in between
     before = _seat_state(seat)
     now = utcnow()
     seat.revoked_at = now
@@ -499,9 +508,7 @@ def lapse_unassigned_seats(session: Session, *, now: datetime, actor: str) -> li
         .distinct()
     ).all()
     for organisation_id, programme_id in due:
-        pool = _locked_pool(session, organisation_id, programme_id, create=False)
-        if pool is None:
-            continue
+        # Orders first, then the pool: the order in which cancelling and crediting lock them.
         orders = session.scalars(
             select(Order)
             .where(
@@ -511,7 +518,11 @@ def lapse_unassigned_seats(session: Session, *, now: datetime, actor: str) -> li
             )
             .order_by(Order.confirmed_at, Order.id)
             .with_for_update()
+            .execution_options(populate_existing=True)
         ).all()
+        pool = _locked_pool(session, organisation_id, programme_id, create=False)
+        if pool is None:
+            continue
         to_fill = pool.assigned
         for order in orders:
             effective = order.quantity - order.lapsed_seats

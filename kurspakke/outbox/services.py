@@ -36,6 +36,10 @@ class StepRetry(Exception):
         self.count = count
 
 
+class LeaseLost(Exception):
+    """Another worker has taken the step over (this worker's lease ran out): stop without writing anything."""
+
+
 class StepPark(Exception):
     """A step that cannot succeed by trying again (Canvas refused it, several accounts match): parked at once, its
     message shown to the administrator, who resolves the cause and retries."""
@@ -100,7 +104,13 @@ CLAIM_WINDOWS = 20
 
 
 def claim(
-    session: Session, worker_id: str, *, lease_seconds: float, now: datetime | None = None, kinds: tuple[str, ...] = ()
+    session: Session,
+    worker_id: str,
+    *,
+    lease_seconds: float,
+    now: datetime | None = None,
+    kinds: tuple[str, ...] = (),
+    max_attempts: int | None = None,
 ) -> OutboxStep | None:
     """Lease the next due step to ``worker_id`` and count the try; None when nothing is due. Commit right after, so
     the lease is seen by other workers before the step runs.
@@ -135,6 +145,13 @@ def claim(
                 continue  # the subject's older step runs first
             step = session.get(OutboxStep, step_id, populate_existing=True)
             assert step is not None  # locked by this transaction
+            if max_attempts is not None and step.locked_by is not None and step.attempts >= max_attempts:
+                # Its tries all ended with the lease running out (a worker killed or hung every time): parked, so a
+                # step that kills its worker cannot do so forever.
+                step.status, step.locked_by, step.locked_until, step.updated_at = StepStatus.PARKED, None, None, now
+                step.last_error = (step.last_error or "") + " (the worker running it stopped; its lease ran out)"
+                session.flush()
+                continue
             step.locked_by = worker_id
             step.locked_until = now + timedelta(seconds=lease_seconds)
             step.attempts += 1
@@ -144,6 +161,18 @@ def claim(
         if len(candidates) < CLAIM_WINDOW:
             return None
     return None
+
+
+def renew(session: Session, step_id: int, worker_id: str, *, lease_seconds: float, now: datetime | None = None) -> bool:
+    """Extend this worker's lease on a step it is still running; False when another worker has it now."""
+    now = now or utcnow()
+    result = session.execute(
+        update(OutboxStep)
+        .where(OutboxStep.id == step_id, OutboxStep.locked_by == worker_id, OutboxStep.status == StepStatus.PENDING)
+        .values(locked_until=now + timedelta(seconds=lease_seconds), updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def _leased(session: Session, step_id: int, worker_id: str) -> OutboxStep | None:
@@ -289,17 +318,22 @@ def complete_period(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def release_period(session: Session, name: str, worker_id: str, error: str) -> None:
-    """Give the period back after a failure: another round (or worker) tries it again."""
+def release_period(
+    session: Session, name: str, worker_id: str, error: str, *, retry_after_seconds: float = 0.0
+) -> None:
+    """Give the period back after a failure: it is tried again (by any worker) after ``retry_after_seconds``, so a
+    job that keeps failing does not run again every poll."""
+    until = utcnow() + timedelta(seconds=retry_after_seconds) if retry_after_seconds > 0 else None
     session.execute(
         update(PeriodicJob)
         .where(PeriodicJob.name == name, PeriodicJob.locked_by == worker_id)
-        .values(locked_by=None, locked_until=None, last_error=error[:MAX_ERROR])
+        .values(locked_by=None, locked_until=until, last_error=error[:MAX_ERROR])
         .execution_options(synchronize_session=False)
     )
 
 
 __all__ = [
+    "LeaseLost",
     "StepPark",
     "StepRetry",
     "backoff_seconds",
@@ -314,6 +348,7 @@ __all__ = [
     "parked_steps",
     "pending_count",
     "release_period",
+    "renew",
     "retry",
     "take_period",
 ]

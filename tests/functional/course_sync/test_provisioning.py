@@ -326,3 +326,29 @@ def test_the_welcome_email_is_run_by_the_worker_that_enrolled_the_person_without
         assert steps["seat.sync"].status is StepStatus.DONE
         assert steps["mail.welcome"].status is StepStatus.DONE and steps["mail.welcome"].attempts == 1
     assert runner.run_one() is False
+
+
+def test_a_conclusion_applied_but_unanswered_never_returns_a_used_seat(
+    session_factory: sessionmaker[Session], canvas: LiveCanvas, encryptor: Encryptor
+) -> None:
+    """Canvas concludes the enrolment but the answer is lost every time: the retry finds no active enrolment and
+    no activity left to read, so the decision must already be made before the first conclusion."""
+    org_id = setup_pool(session_factory, canvas, encryptor, 1)
+    seat_id = assign(session_factory, org_id, 0)
+    assert worker(session_factory, encryptor).run_until_idle(max_seconds=30) == EXIT_IDLE
+    [enrolment] = student_enrolments(canvas.rest)
+    canvas.rest.set_last_activity(enrolment.id, datetime.now(UTC))
+    with transaction(session_factory) as session:
+        seat = session.get(Seat, seat_id)
+        assert seat is not None
+        revoke_person(session, seat, actor=ACTOR)
+    canvas.rest.inject("drop_after", method="DELETE", times=None)
+    runner = worker(session_factory, encryptor)
+    assert runner.run_one() is True  # concluded in Canvas, the answer lost: tried again later
+    canvas.rest.clear_faults()
+    assert enrolment.state == "completed"
+    assert runner.run_until_idle(max_seconds=30) == EXIT_IDLE
+    with session_factory() as session:
+        seat = session.get(Seat, seat_id)
+        assert seat is not None and seat.returned_at is None and seat.revoke_decided_at is not None
+        assert session.scalars(select(SeatPool)).one().assigned == 1

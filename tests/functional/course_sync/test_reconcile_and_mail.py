@@ -39,7 +39,7 @@ def make_worker(sessions: sessionmaker[Session], encryptor: Encryptor, smtp: Smt
     settings = Settings(smtp_url=smtp.url, mail_from="kurspakke@hinn.no", env="test")
     send = partial(send_mail, settings)
     clients = client_factory(encryptor, timeout=2.0, max_tries=2, retry_base=0.01, retry_max=0.05)
-    return Worker(sessions, clients, step_kinds(send), FAST, jobs=periodic_jobs(send))
+    return Worker(sessions, clients, step_kinds(send), FAST, jobs=periodic_jobs())
 
 
 def provisioned(sessions: sessionmaker[Session], canvas: LiveCanvas, encryptor: Encryptor, people: int) -> list[int]:
@@ -111,7 +111,7 @@ def test_reconciliation_repairs_removals_reports_hand_enrolments_and_runs_once_a
     rest.set_last_activity(int(seats[1].canvas_enrollment_id), datetime.now(UTC))
 
     other = make_worker(session_factory, encryptor, smtp_server)
-    assert list(worker.run_jobs(NIGHT)) == ["purge_expired_state", "reconcile_enrolments"]
+    assert list(worker.run_jobs(NIGHT)) == ["purge_expired_state", "reconcile_enrolments", "progress_sync"]
     assert "reconcile_enrolments" not in other.run_jobs(NIGHT + timedelta(hours=1))  # once per night
     with session_factory() as session:
         report = session.get(PeriodicJob, "reconcile_enrolments").last_report
@@ -192,6 +192,7 @@ def test_the_digest_lists_parked_steps_once_a_day(
     assert "parked_digest" not in worker.run_jobs(NIGHT)  # not before 07:00
     assert "parked_digest" in worker.run_jobs(MORNING)
     assert "parked_digest" not in make_worker(session_factory, encryptor, smtp_server).run_jobs(MORNING)
+    assert worker.run_until_idle(max_seconds=30) == EXIT_PARKED  # sends it (the seat's step stays parked)
     digest = smtp_server.wait_for(1)
     assert [m["To"] for m in digest] == [PROGRAMME.contact_email]
     assert f"seat:{seat_id}" in digest[0].get_body(preferencelist=("plain",)).get_content()

@@ -177,3 +177,40 @@ def test_a_follow_up_leased_to_a_worker_that_died_is_run_by_another_after_the_le
     assert _claim(session_factory, "alive", now=utcnow() + timedelta(seconds=6)) == step_id
     with session_factory() as session:
         assert session.get(OutboxStep, step_id).attempts == 2
+
+
+def test_a_step_whose_worker_keeps_dying_is_parked_after_its_tries(session_factory):
+    step_id = _enqueue(session_factory, "seat.sync", "seat:1")
+    now = utcnow()
+    for attempt in range(2):  # claimed and never settled: the worker died each time
+        with transaction(session_factory) as session:
+            assert outbox.claim(session, f"w{attempt}", lease_seconds=5, now=now, max_attempts=2).id == step_id
+        now += timedelta(seconds=6)
+    with transaction(session_factory) as session:
+        assert outbox.claim(session, "w9", lease_seconds=5, now=now, max_attempts=2) is None
+    with session_factory() as session:
+        step = session.get(OutboxStep, step_id)
+        assert step.status is StepStatus.PARKED and "lease ran out" in step.last_error
+
+
+def test_a_lease_is_renewed_by_its_holder_only(session_factory):
+    step_id = _enqueue(session_factory, "seat.sync", "seat:1")
+    now = utcnow()
+    assert _claim(session_factory, "slow", lease=5, now=now) == step_id
+    with transaction(session_factory) as session:
+        assert outbox.renew(session, step_id, "slow", lease_seconds=60, now=now + timedelta(seconds=4))
+    assert _claim(session_factory, "other", now=now + timedelta(seconds=6)) is None  # renewed: still the slow one's
+    assert _claim(session_factory, "other", now=now + timedelta(seconds=70)) == step_id
+    with transaction(session_factory) as session:
+        assert not outbox.renew(session, step_id, "slow", lease_seconds=60)
+
+
+def test_a_failed_period_waits_before_it_is_tried_again(session_factory):
+    now = utcnow()
+    with transaction(session_factory) as session:
+        assert outbox.take_period(session, "digest", "2026-11-30", "w1", lease_seconds=60, now=now)
+        outbox.release_period(session, "digest", "w1", "SMTP down", retry_after_seconds=900)
+    with transaction(session_factory) as session:
+        assert not outbox.take_period(session, "digest", "2026-11-30", "w2", lease_seconds=60)
+        later = utcnow() + timedelta(seconds=901)
+        assert outbox.take_period(session, "digest", "2026-11-30", "w2", lease_seconds=60, now=later)
