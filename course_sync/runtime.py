@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
+from course_sync.progress_sync import progress_job, ten_minute_slot
 from course_sync.provisioning import StepContext, client_factory
 from course_sync.reconcile import digest_job, reconcile_job
 from course_sync.steps import step_kinds
@@ -52,12 +53,13 @@ def options_from(settings: Settings) -> WorkerOptions:
 
 
 def periodic_jobs(send: Any = None) -> tuple[PeriodicJobSpec, ...]:
-    """The purge of expired launch state (hourly), reconciliation with seat expiry (nightly, from 02:00 Oslo time)
-    and the digest of parked steps (daily, from 07:00)."""
+    """The purge of expired launch state (hourly), reconciliation with seat expiry (nightly, from 02:00 Oslo time),
+    the digest of parked steps (daily, from 07:00) and the quiz progress sync (every 10 minutes)."""
     return (
         PeriodicJobSpec("purge_expired_state", hourly, purge_expired_state),
         PeriodicJobSpec("reconcile_enrolments", daily_after(2), reconcile_job),
-        PeriodicJobSpec("parked_digest", daily_after(7), partial(digest_job, send=send)),
+        PeriodicJobSpec("parked_digest", daily_after(7), digest_job),
+        PeriodicJobSpec("progress_sync", ten_minute_slot, progress_job),
     )
 
 
@@ -74,7 +76,7 @@ def make_workers(
         max_in_flight=settings.canvas_max_in_flight,
     )
     send = partial(send_mail, settings)
-    kinds, jobs = step_kinds(send), periodic_jobs(send)
+    kinds, jobs = step_kinds(send), periodic_jobs()
     return [
         Worker(sessions, clients, kinds, options_from(settings), jobs=jobs)
         for _ in range(count or settings.worker_threads)

@@ -32,6 +32,7 @@ from kurspakke.models.people import (
     UnlicensedLaunch,
 )
 from kurspakke.outbox.models import OutboxStep, PeriodicJob, StepStatus
+from kurspakke.progress.models import ModuleCompletion, ProgressWatermark, QuizMapping
 
 __all__ = [
     "AuditEntry",
@@ -44,6 +45,7 @@ __all__ = [
     "ExpiringValue",
     "IdentityKind",
     "LaunchRecord",
+    "ModuleCompletion",
     "Order",
     "OrderSource",
     "OrderStatus",
@@ -55,6 +57,8 @@ __all__ = [
     "PersonIdentity",
     "ProgrammeRole",
     "ProgrammeRoleKind",
+    "ProgressWatermark",
+    "QuizMapping",
     "Registration",
     "Seat",
     "SeatPool",
