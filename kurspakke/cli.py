@@ -328,11 +328,12 @@ def serve(host: str, port: int, with_simulator: bool | None) -> None:
 
 
 def _register_groups() -> None:
-    from kurspakke.cli_progress import map_quiz, sync
+    from kurspakke.cli_progress import map_quiz, progress, sync
     from kurspakke.cli_seats import seats
 
     main.add_command(seats)
     main.add_command(sync)
+    main.add_command(progress)
     course.add_command(map_quiz)
 
 

@@ -119,3 +119,34 @@ def map_quiz(programme_id: str, module_id: str, assignment_id: int, course_link_
         f"module {mapping.module_id} of {programme_id} mapped to quiz {mapping.assignment_id} "
         f"({mapping.assignment_name}) in course link {mapping.course_link_id}; the next sync reads it in full"
     )
+
+
+@click.group()
+def progress() -> None:
+    """Participants' progress in a programme."""
+
+
+@progress.command("export")
+@click.option("--programme", "programme_id", required=True, help="Programme id (content/*.toml).")
+@click.option("--orgnr", default=None, help="Only this organisation's participants (its organisation number).")
+def progress_export(programme_id: str, orgnr: str | None) -> None:
+    """The progress matrix as CSV on stdout (UTF-8 with BOM, `;`): one row per participant seat, one column per
+    module and session of the programme, and the certificate."""
+    from sqlalchemy import select
+
+    from kurspakke.cli import _sessions, _settings
+    from kurspakke.models import Organisation
+    from kurspakke.progress.export import export_csv
+
+    programme = _programme(programme_id)
+    with _sessions(_settings())() as session:
+        organisation = None
+        if orgnr is not None:
+            number = "".join(orgnr.split())
+            organisation = session.scalar(select(Organisation).where(Organisation.orgnr == number))
+            if organisation is None:
+                raise click.ClickException(f"no organisation with organisasjonsnummer {orgnr!r}")
+        data = export_csv(session, programme, organisation)
+    stdout = click.get_binary_stream("stdout")
+    stdout.write(data)
+    stdout.flush()
