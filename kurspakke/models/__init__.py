@@ -1,6 +1,7 @@
 """The domain's tables. Import from here; Alembic's env.py reads ``Base.metadata``."""
 
 # Domain packages with their own models.py are re-exported here so Alembic sees every table.
+from kurspakke.groups.models import GroupMember, GroupMentor, MentorGroup
 from kurspakke.licences.models import (
     AuditEntry,
     CanvasSection,
@@ -43,8 +44,11 @@ __all__ = [
     "CourseLink",
     "Deployment",
     "ExpiringValue",
+    "GroupMember",
+    "GroupMentor",
     "IdentityKind",
     "LaunchRecord",
+    "MentorGroup",
     "ModuleCompletion",
     "Order",
     "OrderSource",

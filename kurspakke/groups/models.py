@@ -1,0 +1,58 @@
+"""Mentor groups, their mentors and their members (participants' seats)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from kurspakke.licences.models import Seat
+from kurspakke.models.base import Base, utcnow
+from kurspakke.models.people import Person
+
+
+class MentorGroup(Base):
+    """A group inside one organisation and programme ("Mentorgrupper" in Canvas). Names are unique there."""
+
+    __tablename__ = "mentor_group"
+    __table_args__ = (UniqueConstraint("organisation_id", "programme_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id", ondelete="RESTRICT"))
+    programme_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class GroupMentor(Base):
+    """A mentor leading a group; the person holds the MENTOR role of the group's organisation and programme."""
+
+    __tablename__ = "group_mentor"
+    __table_args__ = (UniqueConstraint("group_id", "person_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("mentor_group.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"), index=True)
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    person: Mapped[Person] = relationship()
+
+
+class GroupMember(Base):
+    """A participant's seat in a group. A seat belongs to one programme, so ``seat_id`` unique means a participant
+    is in at most one group of the programme; moving them changes ``group_id`` (their history stays with the
+    seat and the person, not with the group)."""
+
+    __tablename__ = "group_member"
+    __table_args__ = (UniqueConstraint("seat_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("mentor_group.id", ondelete="CASCADE"), index=True)
+    seat_id: Mapped[int] = mapped_column(ForeignKey("seat.id", ondelete="CASCADE"))
+    joined_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    seat: Mapped[Seat] = relationship()
+
+
+__all__ = ["GroupMember", "GroupMentor", "MentorGroup"]
