@@ -212,9 +212,11 @@ class Worker:
             if self.run_one():
                 continue
             with transaction(self.sessions) as session:
-                pending = outbox.pending_count(session)
+                # Only the kinds this worker runs: a step of a kind it does not know (written for a handler still to
+                # come) is no work it could wait for.
+                pending = outbox.pending_count(session, tuple(self.kinds))
                 parked = outbox.parked_count(session)
-                due = outbox.next_due(session) if pending else None
+                due = outbox.next_due(session, tuple(self.kinds)) if pending else None
             if not pending:
                 return EXIT_PARKED if parked else EXIT_IDLE
             if deadline is not None and self.monotonic() >= deadline:

@@ -249,8 +249,12 @@ def retry(session: Session, step_id: int) -> OutboxStep | None:
     return step
 
 
-def pending_count(session: Session) -> int:
-    return session.scalar(select(func.count(OutboxStep.id)).where(OutboxStep.status == StepStatus.PENDING)) or 0
+def pending_count(session: Session, kinds: tuple[str, ...] = ()) -> int:
+    """Pending steps (of ``kinds`` when given: a worker waits only for steps it can run)."""
+    query = select(func.count(OutboxStep.id)).where(OutboxStep.status == StepStatus.PENDING)
+    if kinds:
+        query = query.where(OutboxStep.kind.in_(kinds))
+    return session.scalar(query) or 0
 
 
 def parked_count(session: Session) -> int:
@@ -264,11 +268,12 @@ def parked_steps(session: Session, *, subjects: list[str] | None = None) -> list
     return list(session.scalars(query))
 
 
-def next_due(session: Session) -> datetime | None:
+def next_due(session: Session, kinds: tuple[str, ...] = ()) -> datetime | None:
     """When the next pending step is due (its lease's end when it is leased), for a worker deciding how long to wait."""
-    steps = session.execute(
-        select(OutboxStep.next_attempt_at, OutboxStep.locked_until).where(OutboxStep.status == StepStatus.PENDING)
-    ).all()
+    query = select(OutboxStep.next_attempt_at, OutboxStep.locked_until).where(OutboxStep.status == StepStatus.PENDING)
+    if kinds:
+        query = query.where(OutboxStep.kind.in_(kinds))
+    steps = session.execute(query).all()
     moments = [max(at, until) if until else at for at, until in steps]
     return min(moments) if moments else None
 

@@ -352,3 +352,15 @@ def test_a_conclusion_applied_but_unanswered_never_returns_a_used_seat(
         seat = session.get(Seat, seat_id)
         assert seat is not None and seat.returned_at is None and seat.revoke_decided_at is not None
         assert session.scalars(select(SeatPool)).one().assigned == 1
+
+
+def test_until_idle_does_not_wait_for_steps_of_a_kind_no_handler_runs(
+    session_factory: sessionmaker[Session], canvas: LiveCanvas, encryptor: Encryptor
+) -> None:
+    from kurspakke.outbox.services import enqueue
+
+    with transaction(session_factory) as session:
+        enqueue(session, "group.sync", "group:1", {"group_id": 1})  # its handler comes with the Canvas group set
+    assert worker(session_factory, encryptor).run_until_idle(max_seconds=5) == EXIT_IDLE
+    with session_factory() as session:
+        assert session.scalars(select(OutboxStep.status)).one() is StepStatus.PENDING  # left for its handler
