@@ -22,13 +22,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from course_sync.canvas import CanvasBadResponse, CanvasError, CanvasThrottled, CanvasUnavailable
 from course_sync.provisioning import StepContext
 from kurspakke.db import make_session_factory, transaction
-from kurspakke.models import CanvasInstance, OutboxStep, utcnow
+from kurspakke.models import CanvasInstance, utcnow
 from kurspakke.outbox import services as outbox
 from kurspakke.outbox.services import LeaseLost, StepPark, StepRetry
 
@@ -135,32 +134,21 @@ class Worker:
         while queue:
             step_id, kind, payload = queue.pop(0)
             follow_ups: list[tuple[int, str, dict[str, Any]]] = []
-            self._execute(step_id, kind, payload, follow_ups)
-            # A follow-up of a kind this worker does not run stays leased until its lease runs out; so only kinds
-            # it knows are chained (StepContext.then), and they run here at once.
-            queue.extend(f for f in follow_ups if f[1] in self.kinds and self._still_mine(f[0]))
+            if self._execute(step_id, kind, payload, follow_ups):
+                # The handler returned, so every transaction it opened committed: its follow-ups exist and are
+                # leased to this worker; they run here at once. (When it raised, a follow-up it had committed
+                # runs after its lease, by any worker.)
+                queue.extend(f for f in follow_ups if f[1] in self.kinds)
         return True
-
-    def _still_mine(self, step_id: int) -> bool:
-        """A follow-up exists only if the transaction that wrote it committed."""
-        with transaction(self._reads or self.sessions) as session:
-            return (
-                session.scalar(
-                    select(OutboxStep.id).where(
-                        OutboxStep.id == step_id,
-                        OutboxStep.locked_by == self.worker_id,
-                        OutboxStep.status == outbox.StepStatus.PENDING,
-                    )
-                )
-                is not None
-            )
 
     def _execute(
         self, step_id: int, kind: str, payload: dict[str, Any], follow_ups: list[tuple[int, str, dict[str, Any]]]
-    ) -> None:
+    ) -> bool:
+        """Run the step's handler and settle a failure; True when the handler returned."""
         spec = self.kinds[kind]
         try:
             spec.run(self._context(step_id, follow_ups), payload)
+            return True
         except LeaseLost as exc:  # the step is another worker's now: it runs it; nothing to settle here
             log.warning("outbox step %s: %s", step_id, exc)
         except StepPark as exc:
@@ -174,6 +162,7 @@ class Worker:
         except Exception as exc:  # a bug or the database: tried again, parked with its error after the tries
             log.exception("outbox step %s (%s) failed", step_id, kind)
             self._settle(step_id, spec, payload, f"{type(exc).__name__}: {exc}", park=False)
+        return False
 
     def _settle(
         self,

@@ -121,7 +121,7 @@ def claim(
     now = now or utcnow()
     for window in range(CLAIM_WINDOWS):
         query = (
-            select(OutboxStep.id, OutboxStep.subject)
+            select(OutboxStep)
             .where(
                 OutboxStep.status == StepStatus.PENDING,
                 OutboxStep.next_attempt_at <= now,
@@ -134,8 +134,9 @@ def claim(
         )
         if kinds:
             query = query.where(OutboxStep.kind.in_(kinds))
-        candidates = session.execute(query).all()
-        for step_id, subject in candidates:
+        candidates = session.scalars(query.execution_options(populate_existing=True)).all()
+        for step in candidates:
+            step_id, subject = step.id, step.subject
             older = session.scalar(
                 select(OutboxStep.id)
                 .where(OutboxStep.subject == subject, OutboxStep.status == StepStatus.PENDING, OutboxStep.id < step_id)
@@ -143,8 +144,6 @@ def claim(
             )
             if older is not None:
                 continue  # the subject's older step runs first
-            step = session.get(OutboxStep, step_id, populate_existing=True)
-            assert step is not None  # locked by this transaction
             if max_attempts is not None and step.locked_by is not None and step.attempts >= max_attempts:
                 # Its tries all ended with the lease running out (a worker killed or hung every time): parked, so a
                 # step that kills its worker cannot do so forever.
