@@ -21,15 +21,21 @@ from kurspakke.programmes import Programme
 CATALOGUE_DIR = Path(__file__).resolve().parent.parent / "lti_tool" / "translations"
 
 
-@cache
-def catalogue(locale: str = "nb") -> NullTranslations:
-    po = CATALOGUE_DIR / locale / "LC_MESSAGES" / "messages.po"
+def compile_catalogue(directory: Path, locale: str) -> NullTranslations:
+    """One locale's .po file compiled in memory (no build step, no binary .mo in git); the web app loads its
+    catalogues through this too (lti_tool/i18n.py)."""
+    po = directory / locale / "LC_MESSAGES" / "messages.po"
     with po.open("rb") as fh:
         catalog = read_po(fh, locale=locale)
     buf = io.BytesIO()
     write_mo(buf, catalog)
     buf.seek(0)
     return Translations(buf)
+
+
+@cache
+def catalogue(locale: str = "nb") -> NullTranslations:
+    return compile_catalogue(CATALOGUE_DIR, locale)
 
 
 @dataclass(frozen=True)
@@ -137,6 +143,7 @@ def parked_digest_message(
 __all__ = [
     "Message",
     "catalogue",
+    "compile_catalogue",
     "expired_seats_message",
     "invitation_message",
     "parked_digest_message",

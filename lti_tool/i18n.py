@@ -5,20 +5,18 @@ Message ids are English. The .po files are compiled in memory at start-up (no bu
 
 from __future__ import annotations
 
-import io
 from datetime import datetime
 from gettext import NullTranslations
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime as babel_format_datetime
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-from babel.support import Translations
 from flask import Flask, current_app, g, has_request_context, request
 from jinja2 import pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup
+
+from kurspakke.notices import compile_catalogue
 
 TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
 LOCALES = ("nb", "en")
@@ -27,16 +25,7 @@ OSLO = ZoneInfo("Europe/Oslo")
 
 
 def load_catalogues(directory: Path = TRANSLATIONS_DIR) -> dict[str, NullTranslations]:
-    catalogues: dict[str, NullTranslations] = {}
-    for locale in LOCALES:
-        po = directory / locale / "LC_MESSAGES" / "messages.po"
-        with po.open("rb") as fh:
-            catalog = read_po(fh, locale=locale)
-        buf = io.BytesIO()
-        write_mo(buf, catalog)
-        buf.seek(0)
-        catalogues[locale] = Translations(buf)
-    return catalogues
+    return {locale: compile_catalogue(directory, locale) for locale in LOCALES}
 
 
 def pick_locale(value: str | None) -> str:

@@ -46,6 +46,20 @@ def _state(group: MentorGroup) -> dict[str, Any]:
     return {"organisation_id": group.organisation_id, "programme_id": group.programme_id, "name": group.name}
 
 
+def _changed(
+    session: Session,
+    group_id: int,
+    action: str,
+    *,
+    actor: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> None:
+    """Every change of a group: its audit row and the step that mirrors the group to Canvas, in one transaction."""
+    audit(session, actor=actor, action=action, entity_type=ENTITY, entity_id=group_id, before=before, after=after)
+    _sync_later(session, group_id)
+
+
 def _sync_later(session: Session, group_id: int) -> None:
     # No handler yet: the worker claims only the kinds it knows, so these steps wait for course_sync's handler.
     enqueue(session, GROUP_SYNC, f"group:{group_id}", {"group_id": group_id})
@@ -127,16 +141,7 @@ def create_group(
     group = MentorGroup(organisation_id=organisation.id, programme_id=programme_id, name=cleaned)
     session.add(group)
     session.flush()
-    audit(
-        session,
-        actor=actor,
-        action="group.create",
-        entity_type=ENTITY,
-        entity_id=group.id,
-        before=None,
-        after=_state(group),
-    )
-    _sync_later(session, group.id)
+    _changed(session, group.id, "group.create", actor=actor, before=None, after=_state(group))
     session.flush()
     return group
 
@@ -152,16 +157,7 @@ def rename_group(session: Session, group: MentorGroup, name: str, *, actor: str)
     before = _state(group)
     group.name = cleaned
     session.flush()
-    audit(
-        session,
-        actor=actor,
-        action="group.rename",
-        entity_type=ENTITY,
-        entity_id=group.id,
-        before=before,
-        after=_state(group),
-    )
-    _sync_later(session, group.id)
+    _changed(session, group.id, "group.rename", actor=actor, before=before, after=_state(group))
     session.flush()
     return group
 
@@ -181,10 +177,7 @@ def delete_group(session: Session, group: MentorGroup, *, actor: str) -> None:
     session.execute(delete(GroupMentor).where(GroupMentor.group_id == group_id))
     session.delete(group)
     session.flush()
-    audit(
-        session, actor=actor, action="group.delete", entity_type=ENTITY, entity_id=group_id, before=before, after=None
-    )
-    _sync_later(session, group_id)
+    _changed(session, group_id, "group.delete", actor=actor, before=before, after=None)
     session.flush()
 
 
@@ -216,16 +209,7 @@ def add_mentor(session: Session, group: MentorGroup, person: Person, *, actor: s
     link = GroupMentor(group_id=group.id, person_id=person.id)
     session.add(link)
     session.flush()
-    audit(
-        session,
-        actor=actor,
-        action="group.mentor_add",
-        entity_type=ENTITY,
-        entity_id=group.id,
-        before=None,
-        after={"person_id": person.id},
-    )
-    _sync_later(session, group.id)
+    _changed(session, group.id, "group.mentor_add", actor=actor, before=None, after={"person_id": person.id})
     session.flush()
     return link
 
@@ -239,16 +223,7 @@ def remove_mentor(session: Session, group: MentorGroup, person: Person, *, actor
         raise GroupError("mentor_not_in_group")
     session.delete(link)
     session.flush()
-    audit(
-        session,
-        actor=actor,
-        action="group.mentor_remove",
-        entity_type=ENTITY,
-        entity_id=group.id,
-        before={"person_id": person.id},
-        after=None,
-    )
-    _sync_later(session, group.id)
+    _changed(session, group.id, "group.mentor_remove", actor=actor, before={"person_id": person.id}, after=None)
     session.flush()
 
 
@@ -337,16 +312,14 @@ def remove_member(session: Session, group: MentorGroup, seat: Seat, *, actor: st
         raise GroupError("seat_not_in_group", seat_id=seat.id)
     session.delete(membership)
     session.flush()
-    audit(
+    _changed(
         session,
+        group.id,
+        "group.member_remove",
         actor=actor,
-        action="group.member_remove",
-        entity_type=ENTITY,
-        entity_id=group.id,
         before={"seat_id": seat.id, "group_id": group.id},
         after=None,
     )
-    _sync_later(session, group.id)
     session.flush()
 
 
