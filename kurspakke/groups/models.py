@@ -22,6 +22,25 @@ class MentorGroup(Base):
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id", ondelete="RESTRICT"))
     programme_id: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(255))
+    # The group's mirror in Canvas (group set "Mentorgrupper" of the organisation's course): None until the worker
+    # made it. The worker's group.sync step finds or creates it by name, so a lost id is found again.
+    canvas_group_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CanvasGroupSet(Base):
+    """The group set (Canvas group category) "Mentorgrupper" in one course of one Canvas instance. The worker
+    creating it holds the row's lease, so two workers never make two sets."""
+
+    __tablename__ = "canvas_group_set"
+    __table_args__ = (UniqueConstraint("canvas_instance_id", "course_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    canvas_instance_id: Mapped[int] = mapped_column(ForeignKey("canvas_instance.id", ondelete="CASCADE"))
+    course_id: Mapped[str] = mapped_column(String(64))
+    group_category_id: Mapped[str | None] = mapped_column(String(64), default=None)
+    locked_by: Mapped[str | None] = mapped_column(String(128), default=None)
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -55,4 +74,4 @@ class GroupMember(Base):
     seat: Mapped[Seat] = relationship()
 
 
-__all__ = ["GroupMember", "GroupMentor", "MentorGroup"]
+__all__ = ["CanvasGroupSet", "GroupMember", "GroupMentor", "MentorGroup"]

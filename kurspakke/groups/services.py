@@ -23,6 +23,7 @@ from kurspakke.groups.models import GroupMember, GroupMentor, MentorGroup
 from kurspakke.groups.planning import Slot, plan, workplace_key
 from kurspakke.licences.models import Seat, SeatKind
 from kurspakke.licences.services import LicenceError, _locked_pool, audit
+from kurspakke.meetings.models import Attendance, Meeting
 from kurspakke.models import Organisation, Person, ProgrammeRole, ProgrammeRoleKind, utcnow
 from kurspakke.outbox.services import enqueue
 
@@ -61,7 +62,6 @@ def _changed(
 
 
 def _sync_later(session: Session, group_id: int) -> None:
-    # No handler yet: the worker claims only the kinds it knows, so these steps wait for course_sync's handler.
     enqueue(session, GROUP_SYNC, f"group:{group_id}", {"group_id": group_id})
 
 
@@ -166,18 +166,34 @@ def delete_group(session: Session, group: MentorGroup, *, actor: str) -> None:
     """Delete an empty group (its mentor appointments go with it). A group with members is refused, so nobody
     loses their group by one click: the administrator moves or removes the members first.
 
-    Raises GroupError("group_not_empty", members=n). Nothing is written when it raises. The ``group.sync`` step
-    finds no group and removes it from Canvas."""
+    Its scheduled meetings go too (their calendar events with the group in Canvas); a group whose meetings have
+    recorded attendance is refused, so what happened stays.
+
+    Raises GroupError("group_not_empty", members=n) or GroupError("group_has_attendance"). Nothing is written when
+    it raises. The ``group.sync`` step finds no group and removes it from Canvas (by the id in its payload)."""
     _lock(session, group.organisation_id, group.programme_id)
     count = member_count(session, group)
     if count:
         raise GroupError("group_not_empty", members=count)
+    meeting_ids = list(session.scalars(select(Meeting.id).where(Meeting.group_id == group.id)))
+    if meeting_ids and session.scalar(select(Attendance.id).where(Attendance.meeting_id.in_(meeting_ids)).limit(1)):
+        raise GroupError("group_has_attendance")
     before = _state(group) | {"mentor_ids": [p.id for p in mentors(session, group)]}
-    group_id = group.id
+    group_id, canvas_group_id = group.id, group.canvas_group_id
+    if meeting_ids:
+        before["meeting_ids"] = meeting_ids
+        # The calendar events live in the Canvas group, which the group.sync step deletes with them.
+        session.execute(delete(Meeting).where(Meeting.id.in_(meeting_ids)))
     session.execute(delete(GroupMentor).where(GroupMentor.group_id == group_id))
     session.delete(group)
     session.flush()
-    _changed(session, group_id, "group.delete", actor=actor, before=before, after=None)
+    audit(
+        session, actor=actor, action="group.delete", entity_type=ENTITY, entity_id=group_id, before=before, after=None
+    )
+    payload: dict[str, Any] = {"group_id": group_id}
+    if canvas_group_id is not None:
+        payload["canvas_group_id"] = canvas_group_id
+    enqueue(session, GROUP_SYNC, f"group:{group_id}", payload)
     session.flush()
 
 

@@ -1,7 +1,7 @@
 """The domain's tables. Import from here; Alembic's env.py reads ``Base.metadata``."""
 
 # Domain packages with their own models.py are re-exported here so Alembic sees every table.
-from kurspakke.groups.models import GroupMember, GroupMentor, MentorGroup
+from kurspakke.groups.models import CanvasGroupSet, GroupMember, GroupMentor, MentorGroup
 from kurspakke.licences.models import (
     AuditEntry,
     CanvasSection,
@@ -12,6 +12,7 @@ from kurspakke.licences.models import (
     Seat,
     SeatPool,
 )
+from kurspakke.meetings.models import Attendance, Meeting
 from kurspakke.models.base import Base, utcnow
 from kurspakke.models.lti import (
     CanvasInstance,
@@ -36,8 +37,10 @@ from kurspakke.outbox.models import OutboxStep, PeriodicJob, StepStatus
 from kurspakke.progress.models import ModuleCompletion, ProgressWatermark, QuizMapping
 
 __all__ = [
+    "Attendance",
     "AuditEntry",
     "Base",
+    "CanvasGroupSet",
     "CanvasInstance",
     "CanvasSection",
     "CanvasStatus",
@@ -48,6 +51,7 @@ __all__ = [
     "GroupMentor",
     "IdentityKind",
     "LaunchRecord",
+    "Meeting",
     "MentorGroup",
     "ModuleCompletion",
     "Order",

@@ -1,0 +1,1 @@
+"""Sessions of a programme as they are held (meetings) and who attended them."""
