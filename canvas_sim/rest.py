@@ -27,6 +27,7 @@ Endpoints (form-encoded `a[b]=…` / `a[]=…` parameters or a JSON body; ids ma
   GET    /api/v1/courses/:course_id/students/submissions
                                                        student_ids[] (ids or "all"), assignment_ids[],
                                                        submitted_since, graded_since, workflow_state
+Group sets, groups, memberships and calendar events: canvas_sim.groups (its routes register with this router).
 Lists: per_page 10 by default, at most 100; numbered pages (rel current/next/prev/first/last) except enrolments,
 and submissions, which use opaque `page=bookmark:…` links without rel="last", as Canvas does for large collections.
 
@@ -359,6 +360,9 @@ class CanvasRest:
         self._login_ids = itertools.count(1)
         self._section_ids = itertools.count(1)
         self._enrollment_ids = itertools.count(1)
+        from canvas_sim.groups import GroupData  # the group sets, groups and calendar events (canvas_sim.groups)
+
+        self.group_data = GroupData()
         self._seed_demo()
 
     # -------------------------------------------------------------- seeding
@@ -1394,3 +1398,7 @@ def register_rest(app: Flask, config: SimConfig, rest: CanvasRest | None = None)
 def rest_of(app: Flask) -> CanvasRest:
     rest: CanvasRest = app.extensions[EXTENSION_KEY]
     return rest
+
+
+# The group and calendar routes (canvas_sim.groups) register themselves with the router above when imported.
+from canvas_sim import groups as _groups  # noqa: E402,F401

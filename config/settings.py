@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import os
 import secrets
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INSTANCE_PATH = PROJECT_ROOT / "instance"
@@ -93,6 +95,13 @@ class Settings:
     max_request_bytes: int = 256 * 1024
     # POST /api/purchases: how far the signature's timestamp may lie from now, either way (DESIGN.md §3).
     webhook_tolerance_seconds: int = 300
+    # POST /api/canvas/live-events (Canvas Live Events, HTTPS delivery with signed payloads; course_sync/
+    # live_events.py): the key set Canvas signs the events with — its URL (KURSPAKKE_LIVE_EVENTS_JWKS_URL;
+    # Instructure publishes one for hosted Canvas, rotated monthly; https in production), fetched and cached as
+    # platform key sets are, or the key set itself as JSON (KURSPAKKE_LIVE_EVENTS_JWKS; tests, small setups). One
+    # of them, or neither: then the endpoint answers 404 (the feature is off).
+    live_events_jwks_url: str | None = None
+    live_events_jwks: str | None = None
     sqlite_busy_timeout_ms: int = 5000
     vat_rate_percent: int = 25
     log_json: bool = True
@@ -135,6 +144,8 @@ class Settings:
             "canvas_api_url": env_map.get("CANVAS_API_URL") or None,
             "canvas_api_token": env_map.get("CANVAS_API_TOKEN") or None,
             "canvas_account_id": env_map.get("CANVAS_ACCOUNT_ID") or None,
+            "live_events_jwks_url": env_map.get("KURSPAKKE_LIVE_EVENTS_JWKS_URL", "").strip() or None,
+            "live_events_jwks": env_map.get("KURSPAKKE_LIVE_EVENTS_JWKS", "").strip() or None,
         }
         if "KURSPAKKE_LOG_JSON" in env_map:
             values["log_json"] = _as_bool(env_map["KURSPAKKE_LOG_JSON"])
@@ -164,6 +175,7 @@ class Settings:
                 "KURSPAKKE_ENCRYPTION_KEY is not a valid key (it must be 32 url-safe base64-encoded bytes, "
                 f"44 characters); generate one with: {GENERATE_ENCRYPTION_KEY}"
             )
+        self._check_live_events()
         if self.is_production:
             self._check_production()
             return self
@@ -174,6 +186,28 @@ class Settings:
         if not self.secret_key:
             changes["secret_key"] = _development_secret(self.instance_path)
         return replace(self, **changes) if changes else self
+
+    def _check_live_events(self) -> None:
+        """The Live Events key set, checked in every environment so a typo fails at start, not at the first event.
+        Whether the keys in it are usable (RS256 or ES256) is checked when the app builds its verifier."""
+        if self.live_events_jwks_url and self.live_events_jwks:
+            raise SettingsError("set KURSPAKKE_LIVE_EVENTS_JWKS_URL or KURSPAKKE_LIVE_EVENTS_JWKS, not both")
+        if self.live_events_jwks_url:
+            parts = urlsplit(self.live_events_jwks_url)
+            schemes = ("https",) if self.is_production else ("https", "http")
+            if parts.scheme not in schemes or not parts.hostname:
+                raise SettingsError(
+                    "KURSPAKKE_LIVE_EVENTS_JWKS_URL must be an https:// URL"
+                    + ("" if self.is_production else " (http:// outside production)")
+                )
+        if self.live_events_jwks:
+            try:
+                data = json.loads(self.live_events_jwks)
+            except (ValueError, RecursionError):
+                raise SettingsError("KURSPAKKE_LIVE_EVENTS_JWKS is not JSON") from None
+            keys = data.get("keys") if isinstance(data, dict) else None
+            if not isinstance(keys, list) or not keys or not all(isinstance(k, dict) for k in keys):
+                raise SettingsError('KURSPAKKE_LIVE_EVENTS_JWKS must be a JSON key set: {"keys": [{...}, ...]}')
 
     def _check_production(self) -> None:
         """Refuse production settings that are incomplete. Every problem is listed at once so an operator fixes the

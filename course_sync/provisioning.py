@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from course_sync.canvas import CanvasClient, CanvasNotFound, CanvasUser
 from kurspakke.crypto import Encryptor
 from kurspakke.db import transaction
+from kurspakke.groups.services import sync_groups_of_seat
 from kurspakke.licences.models import CanvasSection, CanvasStatus, Seat, SeatKind
 from kurspakke.licences.services import audit, decide_revoked_seat
 from kurspakke.models import CanvasInstance, CourseLink, IdentityKind, PersonIdentity, utcnow
@@ -364,6 +365,8 @@ def _enrol(ctx: StepContext, client: CanvasClient, plan: SeatPlan, *, update_acc
         seat.canvas_last_activity_at = enrollment.last_activity_at
         seat.canvas_synced_at = utcnow()
         _audit_enrolment(session, seat, "enrolment.active", before, account_created=created)
+        if before["canvas_status"] != CanvasStatus.ACTIVE.value:
+            sync_groups_of_seat(session, seat)  # a member who waited for the enrolment joins the Canvas group
         organisation = seat.organisation
         if organisation.canvas_instance_id is None:
             organisation.canvas_instance_id = plan.instance.id
@@ -446,6 +449,7 @@ def _conclude(ctx: StepContext, client: CanvasClient, plan: SeatPlan) -> None:
         seat.canvas_error = None
         seat.canvas_synced_at = utcnow()
         _audit_enrolment(session, seat, "enrolment.conclude", before, concluded=[e.id for e in ours])
+        sync_groups_of_seat(session, seat)
 
 
 def _enrolment_state(seat: Seat) -> dict[str, object]:

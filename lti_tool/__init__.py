@@ -83,11 +83,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from lti_tool.lti.views import bp as lti_bp
     from lti_tool.views import bp as app_bp
     from lti_tool.views.licence_admin import bp as licence_admin_bp
+    from lti_tool.views.live_events import bp as live_events_bp
     from lti_tool.views.owner_pages import bp as owner_pages_bp
     from lti_tool.views.owner_pages import order_bp
     from lti_tool.views.signin import bp as signin_bp
 
     app.register_blueprint(api_bp)
+    app.register_blueprint(live_events_bp)
     app.register_blueprint(health_bp)
     app.register_blueprint(lti_bp)
     app.register_blueprint(app_bp)

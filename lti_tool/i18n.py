@@ -70,6 +70,11 @@ def ngettext(singular: str, plural: str, n: int, **variables: object) -> str:
     return text % {"num": n, **variables}
 
 
+def format_day(value: datetime) -> str:
+    """A day as Norwegians write it (dd.mm.yyyy, Europe/Oslo), without babel: the matrices print many of them."""
+    return value.astimezone(OSLO).strftime("%d.%m.%Y")
+
+
 def format_datetime(value: datetime, fmt: str = "medium") -> str:
     """Europe/Oslo on screen; the database keeps UTC."""
     return babel_format_datetime(value.astimezone(OSLO), format=fmt, locale=current_locale())
@@ -93,3 +98,4 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["gettext"] = app.jinja_env.globals["_"] = _template_gettext
     app.jinja_env.globals["current_locale"] = current_locale
     app.jinja_env.filters["oslo"] = format_datetime
+    app.jinja_env.filters["oslo_day"] = format_day

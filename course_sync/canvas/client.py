@@ -41,6 +41,8 @@ RATE_LIMIT_TEXT = "Rate Limit Exceeded"
 DEFAULT_LOW_WATER = 75.0
 # Canvas refuses an explicit student_ids[] list longer than its page maximum ("too many students").
 MAX_STUDENT_IDS = 100
+# Canvas reads at most this many context_codes[] per calendar events call (more are ignored).
+MAX_CONTEXT_CODES = 10
 SUBMISSION_STATES = frozenset({"submitted", "unsubmitted", "graded", "pending_review"})
 ENROLLMENT_TYPES = frozenset(
     {"StudentEnrollment", "TeacherEnrollment", "TaEnrollment", "DesignerEnrollment", "ObserverEnrollment"}
@@ -130,6 +132,43 @@ class CanvasAssignment:
     @property
     def is_new_quiz(self) -> bool:
         return self.is_quiz_assignment and self.quiz_id is None
+
+
+@dataclass(frozen=True)
+class CanvasGroupCategory:
+    """A group set of a course (Canvas calls it a group category)."""
+
+    id: int
+    name: str
+    course_id: int | None
+    role: str | None
+
+
+@dataclass(frozen=True)
+class CanvasGroup:
+    """A group of a group set. `user_ids` are its members, in Canvas's order, when the answer listed them (the
+    answers to creating and editing a group do; lists and GET do not: None)."""
+
+    id: int
+    name: str
+    group_category_id: int | None
+    course_id: int | None
+    members_count: int
+    user_ids: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class CanvasCalendarEvent:
+    """A calendar event of a course or group (`context_code` course_N / group_N); times aware UTC."""
+
+    id: int
+    title: str
+    context_code: str
+    start_at: datetime | None
+    end_at: datetime | None
+    location_name: str | None
+    description: str | None
+    workflow_state: str
 
 
 def _field(data: Any, name: str, kind: type[T], *, optional: bool = False) -> T:
@@ -244,6 +283,51 @@ def _assignment(d: Any) -> CanvasAssignment:
         tuple(types),
         _field(d, "published", bool),
     )
+
+
+def _group_category(d: Any) -> CanvasGroupCategory:
+    return CanvasGroupCategory(
+        _field(d, "id", int),
+        _field(d, "name", str),
+        _field(d, "course_id", int, optional=True),
+        _field(d, "role", str, optional=True),
+    )
+
+
+def _group(d: Any) -> CanvasGroup:
+    users = _field(d, "users", list, optional=True)
+    return CanvasGroup(
+        _field(d, "id", int),
+        _field(d, "name", str),
+        _field(d, "group_category_id", int, optional=True),
+        _field(d, "course_id", int, optional=True),
+        _field(d, "members_count", int, optional=True) or 0,
+        None if users is None else tuple(_field(u, "id", int) for u in users),
+    )
+
+
+def _calendar_event(d: Any) -> CanvasCalendarEvent:
+    return CanvasCalendarEvent(
+        _field(d, "id", int),
+        _field(d, "title", str, optional=True) or "",
+        _field(d, "context_code", str),
+        _when(d, "start_at"),
+        _when(d, "end_at"),
+        _field(d, "location_name", str, optional=True),
+        _field(d, "description", str, optional=True),
+        _field(d, "workflow_state", str),
+    )
+
+
+def _name_in_use(exc: CanvasError) -> bool:
+    """Canvas's 400 for a group set name the course already has: errors.name[] "… is already in use."."""
+    if exc.status != 400 or not isinstance(exc.body, dict):
+        return False
+    errors = exc.body.get("errors")
+    name = errors.get("name") if isinstance(errors, dict) else None
+    if not isinstance(name, list):
+        return False
+    return any(isinstance(e, dict) and "already in use" in str(e.get("message", "")) for e in name)
 
 
 def _login_taken(exc: CanvasError) -> bool:
@@ -659,13 +743,207 @@ class CanvasClient:
         )
         return _enrollment(data)
 
+    # ------------------------------------------------------- group sets and groups
+    def group_categories(self, course_id: int | str) -> list[CanvasGroupCategory]:
+        """The course's (active) group sets."""
+        rows = self._call("list group sets", lambda: list(self._list(f"courses/{course_id}/group_categories")))
+        return [_group_category(r) for r in rows]
+
+    def group_category(self, category_id: int | str) -> CanvasGroupCategory:
+        """One group set; CanvasNotFound when it is gone (deleted in Canvas)."""
+        data = self._call("read a group set", lambda: self._json("GET", f"group_categories/{category_id}"))
+        return _group_category(data)
+
+    def create_group_category(self, course_id: int | str, name: str) -> CanvasGroupCategory:
+        """Create the course's group set `name`, or return the one that already has it. Canvas keeps group set
+        names unique in a course, so this is safe to repeat: a POST whose answer was lost (timeout, dropped
+        connection, 5xx) is followed by a look for the name, and only when there is none is it tried again (within
+        `max_tries`); Canvas's refusal of the name as in use (someone made it meanwhile) returns that set.
+        Self sign-up stays off: the tool places people."""
+        for tries_left in range(self.max_tries, 0, -1):
+            try:
+                data = self._call(
+                    "create a group set",
+                    lambda: self._json("POST", f"courses/{course_id}/group_categories", [("name", name)]),
+                    idempotent=False,
+                )
+            except CanvasUnavailable:  # includes CanvasOutcomeUnknown: Canvas may have made it
+                found = self._category_named(course_id, name)
+                if found is not None:
+                    return found
+                if tries_left == 1:
+                    raise
+                self._sleep(self.retry_base)
+                continue
+            except CanvasError as exc:
+                if _name_in_use(exc):
+                    found = self._category_named(course_id, name)
+                    if found is not None:
+                        return found
+                raise
+            return _group_category(data)
+        raise CanvasUnavailable("could not create the group set")  # pragma: no cover - the loop returns or raises
+
+    def _category_named(self, course_id: int | str, name: str) -> CanvasGroupCategory | None:
+        return next((c for c in self.group_categories(course_id) if c.name == name), None)
+
+    def groups_in_category(self, category_id: int | str) -> list[CanvasGroup]:
+        """The group set's (active) groups, without their members."""
+        rows = self._call("list groups", lambda: list(self._list(f"group_categories/{category_id}/groups")))
+        return [_group(r) for r in rows]
+
+    def group(self, group_id: int | str) -> CanvasGroup:
+        """One group (without its members); CanvasNotFound when it does not exist or was deleted."""
+        return _group(self._call("read a group", lambda: self._json("GET", f"groups/{group_id}")))
+
+    def create_group(self, category_id: int | str, name: str) -> CanvasGroup:
+        """Create a group in the group set (joined by invitation only: the tool places people).
+
+        Canvas does not keep group names unique, so the POST is not retried: a timeout or dropped connection
+        raises CanvasOutcomeUnknown, a 5xx CanvasUnavailable, and the caller looks (`groups_in_category`) before it
+        creates again. CanvasNotFound when the group set is gone."""
+        params = [("name", name), ("join_level", "invitation_only")]
+        data = self._call(
+            "create a group",
+            lambda: self._json("POST", f"group_categories/{category_id}/groups", params),
+            idempotent=False,
+        )
+        return _group(data)
+
+    def update_group(
+        self, group_id: int | str, *, name: str | None = None, members: Iterable[int | str] | None = None
+    ) -> CanvasGroup:
+        """Rename the group and/or set its members (PUT groups/:id). `members` overwrites the membership: users not
+        listed leave the group, and an empty list empties it. Canvas leaves out, without an error, ids of users who
+        are not in the group's course, so compare the answer's `user_ids` with what was asked. Safe to repeat, so
+        retried like a read. Raises ValueError when neither is given; CanvasNotFound when the group is gone."""
+        params: list[tuple[str, Any]] = []
+        if name is not None:
+            params.append(("name", name))
+        if members is not None:
+            ids = list(dict.fromkeys(str(m) for m in members))
+            # `members[]=` with nothing after it is how a form asks for an empty list.
+            params += [("members[]", m) for m in ids] if ids else [("members[]", "")]
+        if not params:
+            raise ValueError("update_group needs a name or members")
+        return _group(self._call("update a group", lambda: self._json("PUT", f"groups/{group_id}", params)))
+
+    def delete_group(self, group_id: int | str) -> CanvasGroup:
+        """Delete the group (its members leave it). Retried like a read; when a repeated DELETE finds the group
+        already gone Canvas answers 404: CanvasNotFound, which callers take as done."""
+        return _group(self._call("delete a group", lambda: self._json("DELETE", f"groups/{group_id}")))
+
+    def group_members(self, group_id: int | str) -> list[CanvasUser]:
+        """The group's members (GET groups/:id/users)."""
+        rows = self._call("list group members", lambda: list(self._list(f"groups/{group_id}/users")))
+        return [_user(r) for r in rows]
+
+    # ------------------------------------------------------------ calendar events
+    @staticmethod
+    def _event_params(
+        title: str | None,
+        start_at: datetime | None,
+        end_at: datetime | None,
+        location_name: str | None,
+        description: str | None,
+    ) -> list[tuple[str, Any]]:
+        start_text = _iso(start_at, "start_at") if start_at is not None else None  # ValueError when naive
+        end_text = _iso(end_at, "end_at") if end_at is not None else None
+        if start_at is not None and end_at is not None and end_at < start_at:
+            raise ValueError("a calendar event cannot end before it starts")
+        params: list[tuple[str, Any]] = []
+        if title is not None:
+            params.append(("calendar_event[title]", title))
+        if start_text is not None:
+            params.append(("calendar_event[start_at]", start_text))
+        if end_text is not None:
+            params.append(("calendar_event[end_at]", end_text))
+        if location_name is not None:
+            params.append(("calendar_event[location_name]", location_name))
+        if description is not None:
+            params.append(("calendar_event[description]", description))
+        return params
+
+    def create_calendar_event(
+        self,
+        context_code: str,
+        title: str,
+        start_at: datetime,
+        end_at: datetime,
+        location_name: str | None = None,
+        description: str | None = None,
+    ) -> CanvasCalendarEvent:
+        """Create an event in a course's or group's calendar (`context_code` course_N / group_N; description is
+        HTML). Not retried: Canvas would make a second event, so a timeout or dropped connection raises
+        CanvasOutcomeUnknown (the caller looks with `calendar_events` before creating again). CanvasNotFound when
+        the context does not exist; ValueError for naive times or an end before the start."""
+        params = [("calendar_event[context_code]", context_code)]
+        params += self._event_params(title, start_at, end_at, location_name, description)
+        data = self._call(
+            "create a calendar event",
+            lambda: self._json("POST", "calendar_events", params),
+            idempotent=False,
+        )
+        return _calendar_event(data)
+
+    def update_calendar_event(
+        self,
+        event_id: int | str,
+        *,
+        title: str | None = None,
+        start_at: datetime | None = None,
+        end_at: datetime | None = None,
+        location_name: str | None = None,
+        description: str | None = None,
+    ) -> CanvasCalendarEvent:
+        """Change the fields given (an empty string clears a text). Safe to repeat, so retried like a read.
+        CanvasNotFound when the event was deleted."""
+        params = self._event_params(title, start_at, end_at, location_name, description)
+        if not params:
+            raise ValueError("update_calendar_event needs something to change")
+        data = self._call("update a calendar event", lambda: self._json("PUT", f"calendar_events/{event_id}", params))
+        return _calendar_event(data)
+
+    def delete_calendar_event(self, event_id: int | str) -> CanvasCalendarEvent:
+        """Delete the event. Retried like a read; an event already deleted is CanvasNotFound (callers: done)."""
+        data = self._call("delete a calendar event", lambda: self._json("DELETE", f"calendar_events/{event_id}"))
+        return _calendar_event(data)
+
+    def _event_rows(self, params: list[tuple[str, Any]]) -> list[Any]:
+        return self._call("list calendar events", lambda: list(self._list("calendar_events", params)))
+
+    def calendar_events(
+        self, context_codes: Iterable[str], start: datetime | None = None, end: datetime | None = None
+    ) -> list[CanvasCalendarEvent]:
+        """The (active) events of the contexts. Without `start` and `end`, all of them (`all_events=true`); else
+        those between the two (`start_date`/`end_date`; either may be left out). Canvas takes a limited number of
+        context codes per call, so they are asked MAX_CONTEXT_CODES at a time. Contexts that do not exist are left
+        out by Canvas, not refused."""
+        codes = list(dict.fromkeys(context_codes))
+        window: list[tuple[str, Any]] = [("type", "event")]
+        if start is None and end is None:
+            window.append(("all_events", "true"))
+        if start is not None:
+            window.append(("start_date", _iso(start, "start")))
+        if end is not None:
+            window.append(("end_date", _iso(end, "end")))
+        events: list[CanvasCalendarEvent] = []
+        for i in range(0, len(codes), MAX_CONTEXT_CODES):
+            params = [("context_codes[]", c) for c in codes[i : i + MAX_CONTEXT_CODES]] + window
+            events += [_calendar_event(r) for r in self._event_rows(params)]
+        return events
+
 
 __all__ = [
+    "MAX_CONTEXT_CODES",
     "MAX_STUDENT_IDS",
     "CanvasAccount",
     "CanvasAssignment",
+    "CanvasCalendarEvent",
     "CanvasClient",
     "CanvasEnrollment",
+    "CanvasGroup",
+    "CanvasGroupCategory",
     "CanvasProfile",
     "CanvasSection",
     "CanvasSubmission",

@@ -65,6 +65,25 @@ def _sync_later(session: Session, group_id: int) -> None:
     enqueue(session, GROUP_SYNC, f"group:{group_id}", {"group_id": group_id})
 
 
+def sync_groups_of_seat(session: Session, seat: Seat) -> None:
+    """The seat's Canvas enrolment changed (made active, or concluded): the groups it belongs to — as member, or
+    the groups its holder mentors — are mirrored again, so Canvas's memberships follow. Writes steps only."""
+    if seat.kind is SeatKind.MENTOR:
+        group_ids = session.scalars(
+            select(GroupMentor.group_id)
+            .join(MentorGroup, MentorGroup.id == GroupMentor.group_id)
+            .where(
+                GroupMentor.person_id == seat.person_id,
+                MentorGroup.organisation_id == seat.organisation_id,
+                MentorGroup.programme_id == seat.programme_id,
+            )
+        ).all()
+    else:
+        group_ids = session.scalars(select(GroupMember.group_id).where(GroupMember.seat_id == seat.id)).all()
+    for group_id in sorted(set(group_ids)):
+        _sync_later(session, group_id)
+
+
 def _clean_name(name: str) -> str:
     cleaned = " ".join(name.split())
     if not cleaned:

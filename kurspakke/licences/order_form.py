@@ -20,6 +20,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -29,7 +30,14 @@ from sqlalchemy.orm import Session
 from kurspakke.licences.admins import add_administrator
 from kurspakke.licences.models import Order, OrderSource, OrderStatus
 from kurspakke.licences.sales import format_kr
-from kurspakke.licences.services import MAX_QUANTITY, MIN_QUANTITY, audit, confirm_order, create_order
+from kurspakke.licences.services import (
+    MAX_QUANTITY,
+    MIN_QUANTITY,
+    audit,
+    check_registration_open,
+    confirm_order,
+    create_order,
+)
 from kurspakke.models import Organisation, OrganisationKind, ProgrammeRole, ProgrammeRoleKind
 from kurspakke.notices import catalogue
 from kurspakke.outbox.models import OutboxStep
@@ -219,12 +227,15 @@ def place_order(
     actor: str,
     owner_url: str = "",
     locale: str = "nb",
+    now: datetime | None = None,
 ) -> PlacedOrder:
     """A pending order (source form or manual). A form order tells its contact that it was received and the
     programme's contact (the seller) that an order waits for confirmation (``owner_url``: where to confirm it).
 
-    Raises TooManyPendingOrders (form orders only) and the InvalidOrder of create_order. Nothing is written when
-    it raises."""
+    Raises TooManyPendingOrders (form orders only) and the InvalidOrder of create_order (RegistrationClosed after
+    the programme's registration deadline, at ``now``: default the current time). Nothing is written when it
+    raises."""
+    check_registration_open(request.programme, now=now)  # before the organisation is written
     if source is OrderSource.FORM and pending_form_orders(session, request.orgnr) >= MAX_PENDING_FORM_ORDERS:
         raise TooManyPendingOrders()
     organisation, created = _organisation(session, request, actor=actor)
@@ -238,6 +249,7 @@ def place_order(
         invoice_reference=request.invoice_reference,
         contact_name=request.contact_name,
         contact_email=request.contact_email,
+        now=now,
     )
     order.organisation_name = request.organisation_name
     session.flush()

@@ -14,8 +14,9 @@ The web layer hands over the raw body and the signature header; everything else 
    status (also ``cancelled``), another body is a ``PurchaseConflict`` — before the rest is validated, so a
    retry of an order accepted at yesterday's price is still a repeat. A new order is validated (programme,
    organisation number with MOD11, quantity 1–10,000, unit price equal to the programme's, currency NOK,
-   contact e-mail, lengths; every error names its field), then created (source webhook, external id = the shop's
-   order id) and confirmed at once: a shop's order is paid.
+   contact e-mail, lengths; every error names its field), the programme's registration deadline checked (a
+   registration after it is refused on field ``programme``, code ``registration_closed``), then created (source
+   webhook, external id = the shop's order id) and confirmed at once: a shop's order is paid.
 
 Concurrent deliveries of one order: the unique (source, external_id) constraint decides. The order is inserted
 inside a savepoint; a delivery that loses the race (PostgreSQL: its insert waits for the winner's commit, then
@@ -45,6 +46,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -53,7 +55,16 @@ from sqlalchemy.orm import Session
 
 from kurspakke.licences.invitations import invite_licence_admin
 from kurspakke.licences.models import Order, OrderSource
-from kurspakke.licences.services import MAX_QUANTITY, MIN_QUANTITY, InvalidOrder, audit, confirm_order, create_order
+from kurspakke.licences.services import (
+    MAX_QUANTITY,
+    MIN_QUANTITY,
+    InvalidOrder,
+    RegistrationClosed,
+    audit,
+    check_registration_open,
+    confirm_order,
+    create_order,
+)
 from kurspakke.models import Organisation, ProgrammeRole, ProgrammeRoleKind
 from kurspakke.programmes import Programme
 from kurspakke.services.people import get_or_create_organisation, get_or_create_person, grant_role, valid_orgnr
@@ -395,18 +406,29 @@ def _appoint_first_admin(session: Session, order: Order, purchase: Purchase, sig
     session.flush()
 
 
+def _registration_closed(exc: RegistrationClosed) -> FieldError:
+    return FieldError(
+        "programme",
+        "registration_closed",
+        f"Registration for this programme closed at the end of {exc.params['deadline']} (Europe/Oslo).",
+    )
+
+
 def record_purchase(
     session: Session,
     parsed: ParsedPurchase,
     programmes: Mapping[str, Programme],
     *,
     signin_url: str | None = None,
+    now: datetime | None = None,
 ) -> PurchaseOutcome:
     """Record a shop's purchase: a repeat answers from the stored order, a new one is created and confirmed.
 
-    Raises PurchaseConflict (known order id, other body) and PurchaseRefused (invalid body). Flushes; the caller
-    commits, and rolls back on a refusal (nothing has been written by then anyway). With ``signin_url``, a contact
-    who becomes the organisation's first licence administrator is invited by e-mail (an outbox step).
+    Raises PurchaseConflict (known order id, other body) and PurchaseRefused (invalid body; also a registration
+    for a programme whose registration deadline has passed at ``now``, default the current time: field
+    ``programme``, code ``registration_closed``). Flushes; the caller commits, and rolls back on a refusal (nothing
+    has been written by then anyway). With ``signin_url``, a contact who becomes the organisation's first licence
+    administrator is invited by e-mail (an outbox step).
     """
     order_id = order_id_of(parsed.data)
     if order_id is not None:
@@ -414,6 +436,11 @@ def record_purchase(
         if existing is not None:
             return _repeat(existing, parsed.request_sha256)
     purchase = validate_purchase(parsed, programmes)
+    try:
+        # Before the organisation is written; create_order holds the same rule for every other path.
+        check_registration_open(purchase.programme, now=now)
+    except RegistrationClosed as exc:
+        raise PurchaseRefused([_registration_closed(exc)]) from None
     organisation = _organisation(session, purchase.organisation_name, purchase.orgnr)
     try:
         with session.begin_nested():
@@ -428,6 +455,7 @@ def record_purchase(
                 external_id=purchase.order_id,
                 contact_name=purchase.contact_name,
                 contact_email=purchase.contact_email,
+                now=now,
             )
     except (IntegrityError, InvalidOrder) as exc:
         # Lost the race for (source, external_id): another delivery of this order id committed first.

@@ -43,6 +43,12 @@ class InvalidOrder(LicenceError):
     """The order's input is not acceptable (quantity, source, external id, contact)."""
 
 
+class RegistrationClosed(InvalidOrder):
+    """The programme's registration deadline has passed (a learning network's binding registration): key
+    registration_closed, params programme (its title) and deadline (ISO date; registration closed at the end of
+    that day, Europe/Oslo)."""
+
+
 class OrderStateError(LicenceError):
     """The order is not in a status that allows this step (e.g. confirming a confirmed order)."""
 
@@ -197,6 +203,19 @@ def _locked_order(session: Session, order: Order) -> Order:
 # --- orders ------------------------------------------------------------------------------------------------------
 
 
+def check_registration_open(programme: Programme, *, now: datetime | None = None) -> None:
+    """Raises RegistrationClosed when ``programme`` has a registration deadline and it has passed at ``now``
+    (default: the current time). The one rule every order path goes through (create_order); callers that write
+    something before creating the order (the shop webhook, the order form) ask it first."""
+    registration = programme.registration
+    if registration is None or registration.deadline is None:
+        return
+    if not registration.is_open(utcnow() if now is None else now):
+        raise RegistrationClosed(
+            "registration_closed", programme=programme.title, deadline=registration.deadline.isoformat()
+        )
+
+
 def create_order(
     session: Session,
     *,
@@ -209,12 +228,16 @@ def create_order(
     external_id: str | None = None,
     contact_name: str = "",
     contact_email: str = "",
+    now: datetime | None = None,
 ) -> Order:
     """A pending order at the programme's price and VAT rate, totals computed once and stored.
 
-    Raises InvalidOrder with key quantity_out_of_range, source_unknown, external_id_required (webhook orders),
-    external_id_taken, text_too_long or contact_email_invalid. Nothing is written when it raises.
+    Raises RegistrationClosed (an InvalidOrder, key registration_closed) when the programme's registration deadline
+    has passed at ``now`` (default: the current time), and InvalidOrder with key quantity_out_of_range,
+    source_unknown, external_id_required (webhook orders), external_id_taken, text_too_long or
+    contact_email_invalid. Nothing is written when it raises.
     """
+    check_registration_open(programme, now=now)
     if isinstance(quantity, bool) or not isinstance(quantity, int) or not MIN_QUANTITY <= quantity <= MAX_QUANTITY:
         raise InvalidOrder("quantity_out_of_range", minimum=MIN_QUANTITY, maximum=MAX_QUANTITY)
     if not isinstance(source, OrderSource):
@@ -561,10 +584,12 @@ __all__ = [
     "LicenceError",
     "NoFreeSeats",
     "OrderStateError",
+    "RegistrationClosed",
     "SeatStateError",
     "SeatsInUse",
     "assign_seat",
     "cancel_order",
+    "check_registration_open",
     "confirm_order",
     "create_order",
     "credit_order",

@@ -92,6 +92,11 @@ def _clean_plan(plan: Plan, programme_session: ProgrammeSession, now: datetime) 
     duration = plan.duration_minutes if plan.duration_minutes is not None else programme_session.duration_minutes
     if duration is None or not 1 <= duration <= MAX_DURATION:
         raise MeetingError("meeting_duration_invalid", maximum=MAX_DURATION)
+    low = programme_session.duration_min_minutes or 1
+    high = programme_session.duration_max_minutes or MAX_DURATION
+    if not low <= duration <= high:
+        # The programme's frame, e.g. 1.5–2 hours for the group sessions after each module.
+        raise MeetingError("meeting_duration_out_of_range", minimum=low, maximum=high)
     if plan.format not in FORMATS:
         raise MeetingError("meeting_format_invalid")
     if programme_session.format not in ("either", plan.format):
@@ -147,7 +152,8 @@ def schedule(
 
     Raises MeetingError: session_unknown, session_needs_group (a group session without a group),
     session_not_for_group (a network session given a group), group_other_programme, and the plan's own checks
-    (meeting_time_invalid, meeting_too_far_ahead, meeting_duration_invalid, meeting_format_invalid,
+    (meeting_time_invalid, meeting_too_far_ahead, meeting_duration_invalid, meeting_duration_out_of_range,
+    meeting_format_invalid,
     meeting_format_not_allowed, meeting_place_missing, meeting_place_too_long, meeting_video_url_missing,
     meeting_video_url_invalid), and meeting_has_attendance when a meeting with recorded attendance would move into
     the future. Nothing is written when it raises."""
@@ -231,7 +237,15 @@ def cancel(session: Session, meeting: Meeting, *, actor: str) -> None:
         session,
         MEETING_SYNC,
         subject,
-        {"meeting_id": meeting_id, "canvas_event_id": event_id, "canvas_context": context},
+        {
+            "meeting_id": meeting_id,
+            "canvas_event_id": event_id,
+            "canvas_context": context,
+            # Which Canvas the event is on, once the meeting row is gone.
+            "group_id": before["group_id"],
+            "organisation_id": before["organisation_id"],
+            "programme_id": before["programme_id"],
+        },
     )
     session.flush()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,6 +18,7 @@ from kurspakke.models import (
     Organisation,
     Person,
     ProgrammeRoleKind,
+    utcnow,
 )
 from kurspakke.services.access import find_course_link
 from kurspakke.services.people import add_identity, get_or_create_organisation, get_or_create_person, grant_role
@@ -90,7 +92,8 @@ def load_demo(
             )
         )
     org = get_or_create_organisation(session, name=DEMO_ORGANISATION[0], orgnr=DEMO_ORGANISATION[1])
-    participants = []
+    participants: list[Person] = []
+    mentors: list[Person] = []
     for user in users:
         roles = DEMO_ROLES.get(user.key)
         if not roles:
@@ -101,9 +104,53 @@ def load_demo(
             grant_role(session, person, programme_id=DEMO_PROGRAMME, organisation=org, role=role)
         if ProgrammeRoleKind.PARTICIPANT in roles:
             participants.append(person)
+        if ProgrammeRoleKind.MENTOR in roles:
+            mentors.append(person)
     session.flush()
     if canvas_api_url and canvas_token_encrypted:
         _demo_licences(session, platform, org, participants, canvas_api_url, canvas_token_encrypted)
+        _demo_group(session, org, participants, mentors)
+
+
+def _demo_group(session: Session, org: Organisation, participants: list[Person], mentors: list[Person]) -> None:
+    """A mentor group with the demo participant and mentor, its introduction in a week and its first session held
+    yesterday, so the mentor can record attendance at once. Only when the organisation has no group yet."""
+    from kurspakke.groups import services as groups
+    from kurspakke.licences.seating import PersonInput, active_seat, appoint_mentor
+    from kurspakke.meetings.services import Plan, schedule
+    from kurspakke.programmes import load_programmes
+
+    programme = load_programmes()[DEMO_PROGRAMME]
+    if groups.groups_of(session, org, DEMO_PROGRAMME):
+        return
+    for mentor in mentors:
+        if active_seat(session, org, DEMO_PROGRAMME, mentor) is None:
+            appoint_mentor(session, org, programme, PersonInput(mentor.name, mentor.email, "sykehjem"), actor="demo")
+    group = groups.create_group(session, org, DEMO_PROGRAMME, "Gruppe 1", actor="demo")
+    seats = [seat for p in participants if (seat := active_seat(session, org, DEMO_PROGRAMME, p)) is not None]
+    groups.add_members(session, group, seats, actor="demo")
+    for mentor in mentors:
+        groups.add_mentor(session, group, mentor, actor="demo")
+    now = utcnow().replace(minute=0, second=0, microsecond=0)
+    schedule(
+        session,
+        programme,
+        "samling-1",
+        Plan(now - timedelta(days=1), 120, "physical", place="Møterom 2, Rådhuset"),
+        group=group,
+        actor="demo",
+        now=now - timedelta(days=2),
+    )
+    schedule(
+        session,
+        programme,
+        "intro",
+        Plan(now + timedelta(days=7), 90, "digital", video_url="https://meet.example.invalid/intro"),
+        group=group,
+        actor="demo",
+        now=now,
+    )
+    session.flush()
 
 
 def _demo_licences(

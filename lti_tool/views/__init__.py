@@ -85,3 +85,7 @@ def link() -> ResponseReturnValue:
     # The course's landing page at once, with access decided again now that the course is linked.
     g.pop("launch", None)
     return land(current_launch())
+
+
+# The participant's and the mentor's pages have routes on this blueprint; importing them registers the routes.
+from lti_tool.views import progress_views  # noqa: E402, F401

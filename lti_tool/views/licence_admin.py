@@ -539,3 +539,7 @@ def _removed_self(pool: Pool) -> ResponseReturnValue:
     return render_template(
         "licence_admin/removed_self.html", ctx=pool.who, programme=pool.programme, organisation=pool.organisation
     )
+
+
+# Further pages of this blueprint live in their own modules; importing them registers their routes.
+from lti_tool.views import licence_admin_groups, licence_admin_progress  # noqa: E402, F401

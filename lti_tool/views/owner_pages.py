@@ -117,6 +117,10 @@ REFUSAL_MESSAGES = {
         "Orders, organisations and sales are shown only to the course owners of the programme's course on a Canvas "
         "the seller has registered for provisioning. This course is not on such a Canvas."
     ),
+    "registration_closed": N_(
+        "Registration for %(programme)s closed at the end of %(deadline)s. The registration is binding and cannot be "
+        "made after the deadline; contact the organiser."
+    ),
     "order_not_found": N_("The order was not found."),
     "organisation_not_found": N_("The organisation was not found."),
     "order_not_pending": N_("This order is not waiting for confirmation any more."),
@@ -673,9 +677,13 @@ def submit_order() -> ResponseReturnValue:
         return _form_page(values, {"orgnr": error}, status=429)
     except InvalidOrder as exc:
         values = {name: " ".join(form[name].split()) for name in form}
-        return _form_page(values, {"contact_email": _refusal_text(exc.key, exc.params)}, status=422)
+        field = "programme" if exc.key == "registration_closed" else "contact_email"
+        return _form_page(values, {field: _refusal_text(exc.key, exc.params)}, status=422)
     order = placed.order
     return render_template("order/received.html", order=order, programme=req.programme)
 
 
 __all__ = ["bp", "business_launch", "order_bp"]
+
+# Further pages of this blueprint live in their own modules; importing them registers their routes.
+from lti_tool.views import owner_progress, owner_quizzes  # noqa: E402, F401

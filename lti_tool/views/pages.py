@@ -11,12 +11,23 @@ from lti_tool.views.context import VIEW_TITLES, LaunchContext
 
 
 def render_view(ctx: LaunchContext, view: str) -> str:
+    # progress_views' routes sit on the app blueprint, which imports this module: import it when rendering.
+    from lti_tool.views.progress_views import SYMBOLS, cell_labels, mentor_groups, participant_page
+
     common = {"ctx": ctx, "view": view, "titles": VIEW_TITLES, "programme": ctx.programme}
     if view == "owner":
         assert ctx.course_link is not None
         return render_template("views/owner.html", unlicensed=unlicensed_users(db(), ctx.course_link), **common)
     if view == "licences":
         return render_template("views/licences.html", administered=_administered(ctx), **common)
+    if view == "participant":
+        return render_template(
+            "views/participant.html", page=participant_page(ctx), symbols=SYMBOLS, labels=cell_labels(), **common
+        )
+    if view == "mentor":
+        return render_template(
+            "views/mentor.html", groups=mentor_groups(ctx), symbols=SYMBOLS, labels=cell_labels(), **common
+        )
     return render_template(f"views/{view}.html", organisations=ctx.access.organisations, **common)
 
 

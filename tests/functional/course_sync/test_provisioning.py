@@ -360,7 +360,7 @@ def test_until_idle_does_not_wait_for_steps_of_a_kind_no_handler_runs(
     from kurspakke.outbox.services import enqueue
 
     with transaction(session_factory) as session:
-        enqueue(session, "group.sync", "group:1", {"group_id": 1})  # its handler comes with the Canvas group set
+        enqueue(session, "badge.issue", "badge:1", {"badge_id": 1})  # a kind this release has no handler for
     assert worker(session_factory, encryptor).run_until_idle(max_seconds=5) == EXIT_IDLE
     with session_factory() as session:
         assert session.scalars(select(OutboxStep.status)).one() is StepStatus.PENDING  # left for its handler

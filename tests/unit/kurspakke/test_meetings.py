@@ -34,8 +34,16 @@ def _org(
     session: Session, orgnr: str = "958935420", name: str = "Oslo kommune", programme: Programme = PROGRAMME
 ) -> Organisation:
     org = get_or_create_organisation(session, name=name, orgnr=orgnr)
+    # The network's binding registration closed in 2023: its teams registered before the deadline.
+    registered = datetime(2023, 8, 1, tzinfo=UTC) if programme.registration is not None else None
     order = create_order(
-        session, organisation=org, programme=programme, quantity=20, source=OrderSource.MANUAL, actor=ACTOR
+        session,
+        organisation=org,
+        programme=programme,
+        quantity=20,
+        source=OrderSource.MANUAL,
+        actor=ACTOR,
+        now=registered,
     )
     confirm_order(session, order, actor=ACTOR)
     return org
@@ -143,6 +151,8 @@ def test_schedule_and_reschedule_a_group_session_are_audited_and_mirrored(sessio
         ("session_unknown", PHYSICAL, True),
         ("meeting_duration_invalid", Plan(PAST, -30, "physical", place="Rom 1"), True),
         ("meeting_duration_invalid", Plan(PAST, 0, "physical", place="Rom 1"), True),
+        ("meeting_duration_out_of_range", Plan(PAST, 60, "physical", place="Rom 1"), True),  # 90–120 min
+        ("meeting_duration_out_of_range", Plan(PAST, 180, "physical", place="Rom 1"), True),
         ("meeting_place_missing", Plan(PAST, 90, "physical", place="   "), True),
         ("meeting_video_url_missing", Plan(PAST, 90, "digital"), True),
         ("meeting_video_url_invalid", Plan(PAST, 90, "digital", video_url="http://meet.example.no/x"), True),
@@ -486,6 +496,9 @@ def test_a_cancelled_meeting_takes_its_event_along_unless_attendance_is_recorded
         "meeting_id": meeting_id,
         "canvas_event_id": "77",
         "canvas_context": "group_5",
+        "group_id": world["a"].id,
+        "organisation_id": world["oslo"].id,
+        "programme_id": PROGRAMME.id,
     }
     held = _held(session, world)
     meetings.record_attendance(session, held, [Mark(world["kari"], True)], recorder=world["mona"], actor=ACTOR, now=NOW)

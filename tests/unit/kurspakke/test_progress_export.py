@@ -210,4 +210,4 @@ def test_the_number_of_statements_does_not_grow_with_the_people(session: Session
             rows = export_rows(session, PROGRAMME, org)
         assert len(rows) == people and all(row[5] == "2026-03-01" for row in rows)
         counts.append(len(seen))
-    assert counts[0] == counts[1] <= 3
+    assert counts[0] == counts[1] <= 4  # seats, completions, attendance (and the pacing starts with groups)
