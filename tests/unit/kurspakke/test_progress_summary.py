@@ -137,7 +137,7 @@ def test_the_summary_costs_the_same_statements_for_few_and_many(session: Session
         session.commit()
         seen: list[str] = []
 
-        def count(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        def count(conn, cursor, statement, parameters, context, executemany, seen=seen):  # type: ignore[no-untyped-def]
             seen.append(statement)
 
         event.listen(engine, "before_cursor_execute", count)
