@@ -650,7 +650,7 @@ PHASES = {
     "read model": [
         ("lti_tool.views.progress_views", "people_progress"),
         ("lti_tool.views.progress_views", "meetings_for"),
-        ("lti_tool.views.licence_admin_progress", "people_progress"),
+        ("lti_tool.views.licence_admin_progress", "summarise"),
         ("lti_tool.views.licence_admin_progress", "group_summaries"),
     ],
     "template": [

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from gettext import NullTranslations
 from pathlib import Path
 
@@ -23,8 +23,15 @@ CATALOGUE_DIR = Path(__file__).resolve().parent.parent / "lti_tool" / "translati
 
 def compile_catalogue(directory: Path, locale: str) -> NullTranslations:
     """One locale's .po file compiled in memory (no build step, no binary .mo in git); the web app loads its
-    catalogues through this too (lti_tool/i18n.py)."""
+    catalogues through this too (lti_tool/i18n.py). Compiled once per process and file version: a test run
+    creates an app per test, and compiling costs ~20 ms a locale."""
     po = directory / locale / "LC_MESSAGES" / "messages.po"
+    stat = po.stat()
+    return _compiled(po, locale, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=8)
+def _compiled(po: Path, locale: str, mtime_ns: int, size: int) -> NullTranslations:
     with po.open("rb") as fh:
         catalog = read_po(fh, locale=locale)
     buf = io.BytesIO()

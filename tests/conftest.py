@@ -9,10 +9,13 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, inspect, text
@@ -22,7 +25,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from canvas_sim import SimConfig, SimPlatform, create_sim_app
 from kurspakke.crypto import Encryptor
 from kurspakke.db import make_engine, make_session_factory, transaction, upgrade
-from kurspakke.services.keys import ensure_key
+from kurspakke.models import ToolKey
+from kurspakke.services.keys import public_jwk
 from kurspakke.services.platforms import add_platform
 from lti_tool import create_app
 from tests.support.lti import LtiDriver
@@ -75,8 +79,14 @@ def pg_engine() -> Iterator[Engine]:
     admin.dispose()
 
 
+_TABLES: list[str] = []
+
+
 def _truncate(engine: Engine) -> None:
-    tables = [t for t in inspect(engine).get_table_names() if t != "alembic_version"]
+    # The schema is migrated once per run: its tables are read once (introspection costs ~20 ms a test).
+    if not _TABLES:
+        _TABLES.extend(t for t in inspect(engine).get_table_names() if t != "alembic_version")
+    tables = _TABLES
     if tables:
         with engine.begin() as conn:
             # A connection a test left open would make TRUNCATE wait for ever; fail loudly instead.
@@ -111,9 +121,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template
         yield f"sqlite:///{path}"
         return
     engine: Engine = request.getfixturevalue("pg_engine")
-    _truncate(engine)
+    _truncate(engine)  # before each test only: the next test's truncate (or the schema's drop) cleans up after it
     yield _pg_url_with_schema()
-    _truncate(engine)
 
 
 @pytest.fixture
@@ -139,6 +148,28 @@ def encryptor() -> Encryptor:
     return Encryptor(secret_key=SECRET)
 
 
+@cache
+def rsa_pem(purpose: str) -> bytes:
+    """One RSA key per purpose for the whole run (the simulated platform's, the tool's first signing key):
+    generating a 2048-bit key costs ~60 ms, and every test made two. Tests that need another key make their own."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def add_tool_key(session: Session, encryptor: Encryptor) -> ToolKey:
+    """The tool's active signing key, from the run's key (what ensure_key would generate on a first run)."""
+    pem = rsa_pem("tool")
+    private = serialization.load_pem_private_key(pem, password=None)
+    assert isinstance(private, rsa.RSAPrivateKey)
+    jwk = public_jwk(private.public_key())
+    key = ToolKey(kid=jwk["kid"], private_key_encrypted=encryptor.encrypt(pem), public_jwk=jwk)
+    session.add(key)
+    session.flush()
+    return key
+
+
 @pytest.fixture
 def sim_config() -> SimConfig:
     return SimConfig(
@@ -147,6 +178,7 @@ def sim_config() -> SimConfig:
         tool_launch_url=TOOL + "/lti/launch",
         tool_jwks_url=TOOL + "/lti/jwks",
         storage_target=None,
+        private_key_pem=rsa_pem("platform"),
     )
 
 
@@ -206,7 +238,7 @@ def app(
     flask_app = create_app({"settings": app_settings, "environ": {}, "jwks_fetcher": fetch_from_sim})
     factory = flask_app.extensions["kurspakke"].session_factory
     with transaction(factory) as s:
-        ensure_key(s, encryptor)
+        add_tool_key(s, encryptor)
         register_sim(s, sim)
     yield flask_app
     flask_app.extensions["kurspakke"].engine.dispose()

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Response, render_template, request
 from flask.typing import ResponseReturnValue
+from markupsafe import Markup
 from sqlalchemy import select
 
 from kurspakke.groups.models import GroupMentor, MentorGroup
@@ -29,7 +30,7 @@ from kurspakke.programmes import Session as ProgrammeSession
 from kurspakke.progress.export import export_csv
 from kurspakke.progress.overview import ABSENT, MAKEUP, PRESENT, PersonProgress, meetings_for, people_progress
 from kurspakke.progress.requests import UnknownSyncRequest, request_sync, sync_state
-from lti_tool.i18n import gettext
+from lti_tool.i18n import format_day, gettext
 from lti_tool.i18n_marker import N_
 from lti_tool.lti.errors import LtiRefusal
 from lti_tool.services import commit, db
@@ -181,6 +182,45 @@ class GroupPage:
     def started(self, key: str) -> bool:
         meeting = self.meetings.get(key)
         return meeting is not None and meeting.starts_at <= utcnow()
+
+    def cells(self, programme: Programme, labels: dict[str, str]) -> list[tuple[PersonProgress, list[Markup]]]:
+        """Each participant with the matrix's cells (modules, then sessions) as markup, built here rather than by a
+        template macro per cell: a symbol hidden from screen readers, always beside its words."""
+        rows = []
+        for p in self.people:
+            cells = [module_cell(p.modules.get(m.id), labels) for m in programme.modules]
+            cells += [session_cell(p.sessions.get(s.id), labels) for s in programme.sessions]
+            rows.append((p, cells))
+        return rows
+
+
+_SYMBOL = Markup('<span class="sym{css}" aria-hidden="true">{symbol}</span>')
+_SHOWN = Markup(" <span>{text}</span>")
+_HIDDEN = Markup('<span class="visually-hidden">{text}</span>')
+_SESSION_CELLS = {
+    PRESENT: (" sym-present", "✓", "attended"),
+    MAKEUP: (" sym-present", "↺", "made up"),
+    ABSENT: (" sym-absent", "✗", "absent"),
+}
+
+
+def module_cell(done_at: datetime | None, labels: dict[str, str]) -> Markup:
+    if done_at is None:
+        return _SYMBOL.format(css="", symbol="–") + _HIDDEN.format(text=labels["not completed"])
+    day = format_day(done_at)
+    return (
+        _SYMBOL.format(css=" sym-done", symbol="✓")
+        + _SHOWN.format(text=day)
+        + _HIDDEN.format(text=" " + labels["completed"])
+    )
+
+
+def session_cell(state: str | None, labels: dict[str, str]) -> Markup:
+    known = _SESSION_CELLS.get(state or "")
+    if known is None:
+        return _SYMBOL.format(css="", symbol="–") + _HIDDEN.format(text=labels["not recorded"])
+    css, symbol, word = known
+    return _SYMBOL.format(css=css, symbol=symbol) + _SHOWN.format(text=labels[word])
 
 
 def _led_groups(ctx: LaunchContext) -> list[MentorGroup]:

@@ -35,7 +35,9 @@ PROGRAMME = "lindrende-behandling"
 
 
 def _no_violations(frame: Frame | Page, axe_source: str, where: str) -> None:
-    violations = run_axe(frame.main_frame if isinstance(frame, Page) else frame, axe_source)
+    target = frame.main_frame if isinstance(frame, Page) else frame
+    target.wait_for_load_state()
+    violations = run_axe(target, axe_source)
     if violations:
         print(f"\naxe violations on {where}:")
         print(json.dumps(violations, indent=2, ensure_ascii=False))
@@ -142,6 +144,8 @@ def _walk_the_pages(page: Page, tool: FrameLocator | None, live: LiveStack, axe_
         expect(where.locator("table#preview tr[data-planned]").first).to_be_visible()
         _no_violations(tool_frame(page) if tool is not None else page.main_frame, axe_source, f"a preview ({tag})")
         where.locator("button[name=action][value=distribute]").click()
+        # The preview page has a status too: wait for the page the distribution answers with (no preview table).
+        expect(where.locator("table#preview")).to_have_count(0)
         expect(where.get_by_role("status")).to_be_visible()
     expect(where.locator("[data-mixed]").first).to_be_visible()
     frame = tool_frame(page) if tool is not None else page.main_frame
