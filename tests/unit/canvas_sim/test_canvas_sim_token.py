@@ -49,8 +49,9 @@ BAD_ASSERTIONS: list[tuple[str, dict[str, Any]]] = [
     ("wrong aud", {"aud": "http://127.0.0.1:5001/wrong"}),
     ("wrong iss", {"iss": "other-client"}),
     ("wrong sub", {"sub": "other-client"}),
-    ("expired", {"exp": int(time.time()) - 10, "iat": int(time.time()) - 400}),
-    ("iat in future", {"iat": int(time.time()) + 600, "exp": int(time.time()) + 900}),
+    # Times as offsets from the moment the test runs (collection may be many minutes earlier in a long run).
+    ("expired", {"exp": -10, "iat": -400}),
+    ("iat in future", {"iat": 600, "exp": 900}),
     ("missing jti", {"jti": None}),
     ("missing exp", {"exp": None}),
     ("unknown kid", {"kid": "no-such-kid"}),
@@ -61,6 +62,8 @@ BAD_ASSERTIONS: list[tuple[str, dict[str, Any]]] = [
 def test_refuses_bad_assertion(
     client: FlaskClient, platform: SimPlatform, token_form: TokenForm, case: str, overrides: dict[str, Any]
 ) -> None:
+    now = int(time.time())
+    overrides = {k: now + v if k in ("exp", "iat") and isinstance(v, int) else v for k, v in overrides.items()}
     with pytest.raises(SimAuthError) as exc:
         platform.issue_access_token(token_form(**overrides))
     assert exc.value.error == "invalid_grant"
