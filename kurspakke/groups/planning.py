@@ -3,7 +3,7 @@ plain values, so the rules are read (and tested) apart from the database."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from kurspakke.groups.models import MentorGroup
@@ -13,6 +13,12 @@ from kurspakke.licences.models import Seat
 def workplace_key(workplace: str) -> str:
     """Workplaces compare by their words, case-insensitively ("Sykehjem" and " sykehjem " are one)."""
     return " ".join(workplace.split()).casefold()
+
+
+def mixed(workplaces: Iterable[str]) -> bool:
+    """Whether people of these workplaces come from more than one (the confidentiality reminder). An unknown
+    (empty) workplace counts as one more: the reminder is shown when in doubt. The one rule every page uses."""
+    return len({workplace_key(w) for w in workplaces}) > 1
 
 
 @dataclass

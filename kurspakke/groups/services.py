@@ -20,7 +20,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from kurspakke.groups.models import GroupMember, GroupMentor, MentorGroup
-from kurspakke.groups.planning import Slot, plan, workplace_key
+from kurspakke.groups.planning import Slot, mixed, plan, workplace_key
 from kurspakke.licences.models import Seat, SeatKind
 from kurspakke.licences.services import LicenceError, _locked_pool, audit
 from kurspakke.meetings.models import Attendance, Meeting
@@ -368,7 +368,7 @@ def mixed_workplaces(session: Session, group: MentorGroup) -> bool:
         .where(GroupMember.group_id == group.id)
         .distinct()
     )
-    return len({workplace_key(w) for w in workplaces}) > 1
+    return mixed(workplaces)
 
 
 # --- distribute --------------------------------------------------------------------------------------------------

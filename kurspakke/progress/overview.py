@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from kurspakke.groups.models import GroupMember, GroupMentor, MentorGroup
+from kurspakke.groups.planning import mixed
 from kurspakke.licences.models import Seat, SeatKind
 from kurspakke.meetings.models import Attendance, Meeting
 from kurspakke.models import Organisation, Person, utcnow
@@ -268,16 +269,16 @@ def group_summaries(session: Session, programme: Programme, organisation_ids: It
         .order_by(Person.name)
     ):
         groups[group_id].mentors.append(name)
-    workplaces: dict[int, set[str]] = defaultdict(set)
+    workplaces: dict[int, list[str]] = defaultdict(list)
     for group_id, workplace in session.execute(
         select(GroupMember.group_id, Seat.workplace)
         .join(Seat, Seat.id == GroupMember.seat_id)
         .where(GroupMember.group_id.in_(list(groups)), Seat.revoked_at.is_(None))
     ):
         groups[group_id].members += 1
-        workplaces[group_id].add(workplace.strip().casefold())
+        workplaces[group_id].append(workplace)
     for group_id, places in workplaces.items():
-        groups[group_id].mixed = len(places) > 1 or "" in places
+        groups[group_id].mixed = mixed(places)
     return sorted(groups.values(), key=lambda g: norwegian_key(g.name))
 
 

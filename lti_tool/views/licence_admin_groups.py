@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from kurspakke.groups import services as groups
 from kurspakke.groups.models import GroupMember, GroupMentor, MentorGroup
-from kurspakke.groups.planning import workplace_key
+from kurspakke.groups.planning import mixed, workplace_key
 from kurspakke.licences.models import Seat, SeatKind
 from kurspakke.licences.seating import PersonInput, appoint_mentor, status_of
 from kurspakke.licences.services import LicenceError
@@ -123,8 +123,7 @@ class GroupRow:
 
     @property
     def mixed(self) -> bool:
-        # As groups.mixed_workplaces: an unknown (empty) workplace counts as one more.
-        return len(self.workplaces) > 1
+        return mixed(self.workplaces)
 
 
 def mentor_rows(session: Session, pool: Pool) -> list[MentorRow]:

@@ -8,8 +8,6 @@ refused plan answers 422 with the message beside the form, nothing written."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
@@ -22,7 +20,15 @@ from lti_tool.services import commit, db
 from lti_tool.views import _resume
 from lti_tool.views.context import LaunchContext
 from lti_tool.views.owner_pages import _page, bp, business_launch
-from lti_tool.views.progress_views import ERROR_FIELDS, FORMAT_LABELS, MEETING_STATUS, OSLO, meeting_message, parse_plan
+from lti_tool.views.progress_views import (
+    ERROR_FIELDS,
+    FORMAT_LABELS,
+    MEETING_STATUS,
+    OSLO,
+    meeting_message,
+    parse_plan,
+    plan_values,
+)
 
 WHOLE_RUN = ("network",)
 
@@ -35,28 +41,6 @@ def _run_meetings(programme: Programme) -> dict[str, Meeting]:
         )
     )
     return {m.session_key: m for m in rows}
-
-
-def _values(programme_session: Any, meeting: Meeting | None) -> dict[str, str]:
-    if meeting is not None:
-        local = meeting.starts_at.astimezone(OSLO)
-        return {
-            "date": local.strftime("%Y-%m-%d"),
-            "time": local.strftime("%H:%M"),
-            "duration": str(meeting.duration_minutes),
-            "format": meeting.format,
-            "place": meeting.place,
-            "video_url": meeting.video_url,
-        }
-    start = programme_session.starts_at.strftime("%H:%M") if programme_session.starts_at else ""
-    return {
-        "date": programme_session.date.isoformat() if programme_session.date else "",
-        "time": start,
-        "duration": str(programme_session.duration_minutes or ""),
-        "format": programme_session.format if programme_session.format != "either" else "physical",
-        "place": programme_session.place or "",
-        "video_url": "",
-    }
 
 
 def _sessions_page(
@@ -75,7 +59,7 @@ def _sessions_page(
         {
             "session": s,
             "meeting": meetings.get(s.id),
-            "plan": posted if posted is not None and failed == s.id else _values(s, meetings.get(s.id)),
+            "plan": posted if posted is not None and failed == s.id else plan_values(meetings.get(s.id), s),
             "formats": [f for f in FORMATS if s.format in ("either", f)],
         }
         for s in programme.sessions

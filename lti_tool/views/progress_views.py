@@ -20,6 +20,7 @@ from markupsafe import Markup
 from sqlalchemy import select
 
 from kurspakke.groups.models import GroupMentor, MentorGroup
+from kurspakke.groups.planning import mixed
 from kurspakke.groups.services import mentors as group_mentors
 from kurspakke.licences.models import Seat
 from kurspakke.meetings.models import FORMATS, Meeting
@@ -239,13 +240,12 @@ def _led_groups(ctx: LaunchContext) -> list[MentorGroup]:
 def group_page(programme: Programme, group: MentorGroup) -> GroupPage:
     session = db()
     people = people_progress(session, programme, group_id=group.id)
-    workplaces = {p.workplace.strip().casefold() for p in people}
     return GroupPage(
         group=group,
         mentors=group_mentors(session, group),
         people=people,
         meetings=meetings_for(session, programme, group),
-        mixed=len(workplaces) > 1 or ("" in workplaces and len(people) > 1),
+        mixed=mixed([p.workplace for p in people]),
     )
 
 
@@ -317,14 +317,15 @@ def _overview(ctx: LaunchContext, *, notice: str | None = None) -> ResponseRetur
 # --- scheduling --------------------------------------------------------------------------------------------------
 
 
-def _plan_values(meeting: Meeting | None, programme_session: ProgrammeSession) -> dict[str, str]:
+def plan_values(meeting: Meeting | None, programme_session: ProgrammeSession) -> dict[str, str]:
+    """A schedule form's fields: the meeting's, else what the programme file fixes (date, time, place, duration)."""
     if meeting is None:
         return {
-            "date": "",
-            "time": "",
+            "date": programme_session.date.isoformat() if programme_session.date else "",
+            "time": programme_session.starts_at.strftime("%H:%M") if programme_session.starts_at else "",
             "duration": str(programme_session.duration_minutes or ""),
             "format": programme_session.format if programme_session.format != "either" else "physical",
-            "place": "",
+            "place": programme_session.place or "",
             "video_url": "",
         }
     local = meeting.starts_at.astimezone(OSLO)
@@ -374,7 +375,7 @@ def schedule_session(group_id: int, key: str) -> ResponseReturnValue:
     error: str | None = None
     error_field: str | None = None
     status = 200
-    values = _plan_values(meeting, programme_session)
+    values = plan_values(meeting, programme_session)
     if request.form.get("save"):
         values = {k: request.form.get(k, "") for k in values}
         try:
