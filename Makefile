@@ -10,7 +10,7 @@ CHROMIUM := /usr/bin/chromium
 APT_INSTALL := if [ "$$(id -u)" = "0" ]; then SUDO=; else SUDO=sudo; fi; \
   $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
 
-.PHONY: run test install lint typecheck unit e2e bench clean browser system-python system-node
+.PHONY: run test install lint typecheck unit e2e bench clean browser pdf-tools system-python system-node
 
 install: $(STAMP)
 
@@ -38,6 +38,10 @@ $(NODE_STAMP): package.json package-lock.json | system-node
 browser:
 	@test -x $(CHROMIUM) || { $(APT_INSTALL) chromium; }
 
+# poppler's pdftotext/pdfinfo and zbar's zbarimg: the certificate tests read the PDF and its QR code with them.
+pdf-tools:
+	@command -v pdftotext >/dev/null && command -v zbarimg >/dev/null || { $(APT_INSTALL) poppler-utils zbar-tools; }
+
 # Development is asked for by name: without KURSPAKKE_ENV every kurspakke process applies production's rules.
 run: $(STAMP)
 	KURSPAKKE_ENV=development $(BIN)/kurspakke db upgrade
@@ -53,10 +57,10 @@ typecheck: $(STAMP)
 
 # The whole suite under coverage: branches of the five packages, `kurspakke` subprocesses included, and the run
 # fails under 90 % (all in pyproject.toml [tool.coverage.*]). unit/e2e below are quick partial runs: no threshold.
-test: $(STAMP) $(NODE_STAMP) browser lint typecheck
+test: $(STAMP) $(NODE_STAMP) browser pdf-tools lint typecheck
 	$(BIN)/pytest --cov --cov-report=term-missing:skip-covered
 
-unit: $(STAMP)
+unit: $(STAMP) pdf-tools
 	$(BIN)/pytest tests/unit
 
 e2e: $(STAMP) $(NODE_STAMP) browser

@@ -147,9 +147,45 @@ def parked_digest_message(
     return Message(to=programme.contact_email, subject=subject, text="\n\n".join(lines))
 
 
+def certificate_message(
+    *,
+    name: str,
+    email: str,
+    programme: Programme,
+    code: str,
+    verify_url: str,
+    mentor: bool = False,
+    locale: str = "nb",
+) -> Message:
+    """To a new certificate holder: it is ready, where to download it (PDF and Open Badge), how anyone checks it."""
+    _ = catalogue(locale).gettext
+    subject = _("Your certificate for %(programme)s is ready") % {"programme": programme.title}
+    done = (
+        _("You have led the group sessions of \u201c%(programme)s\u201d and have earned its certificate.")
+        if mentor
+        else _("You have completed \u201c%(programme)s\u201d and have earned its certificate.")
+    )
+    text = "\n\n".join(
+        [
+            _("Hello %(name)s,") % {"name": name},
+            done % {"programme": programme.title},
+            _(
+                "Download it as a PDF, and as an Open Badge for your digital wallet, under \u201cMy progress\u201d "
+                "in the course in Canvas."
+            ),
+            _("Verification code: %(code)s. Anyone can check the certificate here: %(url)s")
+            % {"code": code, "url": verify_url},
+            _("Regards,\n%(issuer)s")
+            % {"issuer": programme.certificate.issuer if programme.certificate else programme.issuer},
+        ]
+    )
+    return Message(to=email, subject=subject, text=text)
+
+
 __all__ = [
     "Message",
     "catalogue",
+    "certificate_message",
     "compile_catalogue",
     "expired_seats_message",
     "invitation_message",

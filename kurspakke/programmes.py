@@ -47,6 +47,7 @@ MODULE_COMPLETIONS = {"submitted", "score_share"}
 # required sessions (a learning network has no modules); only the quizzes.
 PARTICIPANT_RULES = {"all_module_quizzes_and_required_sessions", "required_sessions", "all_module_quizzes"}
 PARTICIPANT_RULES_WITH_QUIZZES = {"all_module_quizzes_and_required_sessions", "all_module_quizzes"}
+PARTICIPANT_RULES_WITH_SESSIONS = {"all_module_quizzes_and_required_sessions", "required_sessions"}
 # Mentor rules: led every session of their group (DESIGN.md §2); attended every required session (a network's
 # team leader); no certificate for mentors.
 MENTOR_RULES = {"led_every_session_of_group", "attended_required_sessions", "none"}

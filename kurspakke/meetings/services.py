@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kurspakke.certificates.requests import request_evaluation
 from kurspakke.groups.models import GroupMember, GroupMentor, MentorGroup
 from kurspakke.licences.models import Seat, SeatKind
 from kurspakke.licences.services import LicenceError, audit
@@ -409,6 +410,8 @@ def record_attendance(
         )
         written.append(row)
     session.flush()
+    if written:  # what a certificate depends on changed: the participants' and the leader's (worker)
+        request_evaluation(session, meeting.programme_id, [m.seat.person_id for m in marks] + [leader.id])
     return written
 
 
@@ -478,6 +481,7 @@ def record_makeup(
         after=_attendance_state(row),
     )
     session.flush()
+    request_evaluation(session, programme.id, [seat.person_id])
     return row
 
 

@@ -1,6 +1,7 @@
 """The domain's tables. Import from here; Alembic's env.py reads ``Base.metadata``."""
 
 # Domain packages with their own models.py are re-exported here so Alembic sees every table.
+from kurspakke.certificates.models import Certificate, CertificateRole
 from kurspakke.groups.models import CanvasGroupSet, GroupMember, GroupMentor, MentorGroup
 from kurspakke.licences.models import (
     AuditEntry,
@@ -44,6 +45,8 @@ __all__ = [
     "CanvasInstance",
     "CanvasSection",
     "CanvasStatus",
+    "Certificate",
+    "CertificateRole",
     "CourseLink",
     "Deployment",
     "ExpiringValue",

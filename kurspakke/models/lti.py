@@ -48,14 +48,23 @@ class Deployment(Base):
     registration: Mapped[Registration] = relationship(back_populates="deployments")
 
 
+KEY_PURPOSE_LTI = "lti"
+KEY_PURPOSE_BADGE = "badge"
+
+
 class ToolKey(Base):
     """An RSA signing key of the tool. The private half is stored encrypted; retired keys stay in the JWKS for a
-    grace period so platforms holding a cached copy still verify what was signed just before a rotation."""
+    grace period so platforms holding a cached copy still verify what was signed just before a rotation.
+
+    ``purpose`` "lti" signs client assertions and deep-linking responses and rotates; "badge" signs Open Badges
+    credentials, which employers check years later, so its public half stays published while any valid certificate
+    names it (kurspakke.services.keys), whatever happens to the LTI keys."""
 
     __tablename__ = "tool_key"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kid: Mapped[str] = mapped_column(String(64), unique=True)
+    purpose: Mapped[str] = mapped_column(String(16), default=KEY_PURPOSE_LTI, server_default=KEY_PURPOSE_LTI)
     private_key_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -102,4 +111,13 @@ class CanvasInstance(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-__all__ = ["CanvasInstance", "Deployment", "ExpiringValue", "LaunchRecord", "Registration", "ToolKey"]
+__all__ = [
+    "KEY_PURPOSE_BADGE",
+    "KEY_PURPOSE_LTI",
+    "CanvasInstance",
+    "Deployment",
+    "ExpiringValue",
+    "LaunchRecord",
+    "Registration",
+    "ToolKey",
+]

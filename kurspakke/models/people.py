@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import JSON, Enum, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from kurspakke.models.base import Base, utcnow
@@ -145,6 +145,15 @@ class CourseLink(Base):
     title: Mapped[str] = mapped_column(String(255), default="")
     linked_by_person_sub: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # AGS (DESIGN.md §3): the course's line-items URL and the scopes the platform granted, from the latest launch
+    # that carried them, so a worker posts completion without a live launch (launch records expire). The
+    # "Kursbevis" line item's own URL once the worker has found or made it.
+    ags_lineitems_url: Mapped[str | None] = mapped_column(String(1024), default=None)
+    ags_scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    ags_registration_id: Mapped[int | None] = mapped_column(
+        ForeignKey("lti_registration.id", ondelete="SET NULL"), default=None
+    )
+    ags_lineitem_url: Mapped[str | None] = mapped_column(String(1024), default=None)
 
 
 class UnlicensedLaunch(Base):

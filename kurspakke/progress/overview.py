@@ -22,7 +22,7 @@ from kurspakke.groups.planning import mixed
 from kurspakke.licences.models import Seat, SeatKind
 from kurspakke.meetings.models import Attendance, Meeting
 from kurspakke.models import Organisation, Person, utcnow
-from kurspakke.programmes import Programme
+from kurspakke.programmes import PARTICIPANT_RULES_WITH_QUIZZES, PARTICIPANT_RULES_WITH_SESSIONS, Programme
 from kurspakke.progress.models import ModuleCompletion
 
 PRESENT = "present"
@@ -90,14 +90,17 @@ def people_progress(
     organisation_ids: Iterable[int] | None = None,
     group_id: int | None = None,
     person_id: int | None = None,
+    person_ids: Iterable[int] | None = None,
     now: datetime | None = None,
 ) -> list[PersonProgress]:
-    """The programme's unrevoked participant seats (of the given organisations, of one group, or of one person),
-    ordered by organisation, then name (Norwegian collation). At most four statements."""
+    """The programme's unrevoked participant seats (of the given organisations, of one group, or of some people),
+    ordered by organisation, then name (Norwegian collation). At most five statements."""
     now = now or utcnow()
     held = _seat_filter(programme, organisation_ids)
     if person_id is not None:
         held.append(Seat.person_id == person_id)
+    if person_ids is not None:
+        held.append(Seat.person_id.in_(list(person_ids)))
     query = (
         select(
             Seat.id,
@@ -142,10 +145,10 @@ def people_progress(
     by_seat = {p.seat_id: p for p in people}
     for p in people:
         by_person[p.person_id].append(p)
-    person_ids = select(Seat.person_id).where(Seat.id.in_(seat_ids))
+    seat_people = select(Seat.person_id).where(Seat.id.in_(seat_ids))
     for person_id, module_id, completed_at in session.execute(
         select(ModuleCompletion.person_id, ModuleCompletion.module_id, ModuleCompletion.completed_at).where(
-            ModuleCompletion.programme_id == programme.id, ModuleCompletion.person_id.in_(person_ids)
+            ModuleCompletion.programme_id == programme.id, ModuleCompletion.person_id.in_(seat_people)
         )
     ):
         for p in by_person.get(person_id, ()):
@@ -188,18 +191,39 @@ def _pacing_starts(session: Session, programme: Programme, group_ids: set[int]) 
     }
 
 
+class ParticipantRule:
+    """The programme file's completion rule for participants (DESIGN.md §2), the one place it is read: the pages'
+    "fullført", the certificate's eligibility and "what remains" all come from here."""
+
+    def __init__(self, programme: Programme) -> None:
+        rule = programme.completion.participant
+        self.modules = list(programme.completion.modules) if rule in PARTICIPANT_RULES_WITH_QUIZZES else []
+        self.sessions = (
+            [s.id for s in programme.sessions if s.required] if rule in PARTICIPANT_RULES_WITH_SESSIONS else []
+        )
+
+    def missing_modules(self, p: PersonProgress) -> list[str]:
+        return [m for m in self.modules if m not in p.modules]
+
+    def missing_sessions(self, p: PersonProgress) -> list[str]:
+        return [k for k in self.sessions if not p.attended(k)]
+
+    def complete(self, p: PersonProgress) -> bool:
+        return not self.missing_modules(p) and not self.missing_sessions(p)
+
+
 class _Judge:
     """Whether a participant has completed the programme and whether they are behind its pacing (the programme's
     rules read once per page, not once per person)."""
 
     def __init__(self, programme: Programme, now: datetime) -> None:
         self.modules = [m.id for m in programme.modules]
-        self.required = [s.id for s in programme.sessions if s.required]
+        self.rule = ParticipantRule(programme)
         self.weeks = programme.pacing.weeks_per_module_max
         self.now = now
 
     def __call__(self, p: PersonProgress, intro: datetime | None) -> None:
-        p.complete = all(m in p.modules for m in self.modules) and all(p.attended(k) for k in self.required)
+        p.complete = self.rule.complete(p)
         if self.weeks <= 0 or not self.modules or p.complete:
             return
         start = intro if intro is not None and intro <= self.now else p.assigned_at
@@ -306,6 +330,7 @@ __all__ = [
     "PRESENT",
     "Funnel",
     "GroupSummary",
+    "ParticipantRule",
     "PersonProgress",
     "funnel",
     "group_summaries",

@@ -13,6 +13,7 @@ from typing import Protocol
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from kurspakke.certificates.requests import request_evaluation
 from kurspakke.licences.services import audit
 from kurspakke.models.people import CourseLink, IdentityKind, PersonIdentity
 from kurspakke.programmes import Module, Programme
@@ -224,6 +225,7 @@ def apply_submissions(
             )
         ):
             existing[(c.person_id, c.module_id)] = c
+    touched: set[int] = set()  # people whose completions changed: their certificate is evaluated (worker)
     for (user_id, assignment_id), s in latest.items():
         person_id = people.get(user_id)
         if person_id is None:
@@ -249,9 +251,11 @@ def apply_submissions(
                     )
                 )
                 counts.completed += 1
+                touched.add(person_id)
             elif (done.completed_at, done.score, done.assignment_id) != (s.submitted_at, s.score, assignment_id):
                 done.completed_at, done.score, done.assignment_id = s.submitted_at, s.score, assignment_id
                 counts.updated += 1
+                touched.add(person_id)
         elif done is not None:
             audit(
                 session,
@@ -272,6 +276,8 @@ def apply_submissions(
             session.delete(done)
             counts.reversed += 1
     session.flush()
+    if touched:
+        request_evaluation(session, programme.id, touched)
     return counts
 
 

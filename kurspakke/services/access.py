@@ -111,6 +111,38 @@ class CourseLinkInfo:
     canvas_course_id: str | None
     title: str
     created_at: datetime
+    ags: tuple[str | None, tuple[str, ...], int | None] = (None, (), None)  # line-items URL, scopes, registration
+
+
+AGS_SCOPES_KEPT = 8  # a platform grants a handful of AGS scopes; more is nonsense and is not stored
+
+
+def record_ags_endpoint(
+    session: Session,
+    cache: CourseLinkCache,
+    link: CourseLinkInfo,
+    *,
+    lineitems_url: str | None,
+    scopes: list[str],
+    registration_id: int,
+) -> None:
+    """Keep the AGS line-items URL and scopes of the latest launch on the course link (DESIGN.md §3), so the worker
+    posts completion without a live launch. Writes only when they changed, so launches stay read-only. Flushes."""
+    if not lineitems_url:
+        return
+    wanted = (lineitems_url[:1024], tuple(sorted({s[:255] for s in scopes})[:AGS_SCOPES_KEPT]), registration_id)
+    if link.ags == wanted:
+        return
+    row = session.get(CourseLink, link.id)
+    if row is None:
+        return
+    stored = (row.ags_lineitems_url, tuple(row.ags_scopes or ()), row.ags_registration_id)
+    if stored != wanted:
+        if row.ags_lineitems_url != wanted[0]:
+            row.ags_lineitem_url = None  # another course's (a copied course): the worker looks for it again
+        row.ags_lineitems_url, row.ags_scopes, row.ags_registration_id = wanted[0], list(wanted[1]), wanted[2]
+        session.flush()
+    cache.forget(link.platform_instance, link.context_id)
 
 
 class CourseLinkCache:
@@ -140,9 +172,13 @@ class CourseLinkCache:
             row.canvas_course_id,
             row.title,
             row.created_at,
+            (row.ags_lineitems_url, tuple(row.ags_scopes or ()), row.ags_registration_id),
         )
         self._entries[key] = (time.monotonic(), info)
         return info
+
+    def forget(self, platform_instance: str, context_id: str) -> None:
+        self._entries.pop((platform_instance, context_id), None)
 
 
 def link_course(

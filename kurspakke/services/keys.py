@@ -22,7 +22,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from kurspakke.crypto import Encryptor
-from kurspakke.models import ToolKey, utcnow
+from kurspakke.models import Certificate, ToolKey, utcnow
+from kurspakke.models.lti import KEY_PURPOSE_BADGE, KEY_PURPOSE_LTI
 
 RSA_KEY_BITS = 2048
 
@@ -45,14 +46,14 @@ def public_jwk(public_key: rsa.RSAPublicKey) -> dict[str, str]:
     return {**jwk, "kid": kid, "alg": "RS256", "use": "sig"}
 
 
-def create_key(session: Session, encryptor: Encryptor) -> ToolKey:
+def create_key(session: Session, encryptor: Encryptor, purpose: str = KEY_PURPOSE_LTI) -> ToolKey:
     """Generate a new active signing key. Flushes; the caller commits."""
     private = rsa.generate_private_key(public_exponent=65537, key_size=RSA_KEY_BITS)
     pem = private.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     jwk = public_jwk(private.public_key())
-    key = ToolKey(kid=jwk["kid"], private_key_encrypted=encryptor.encrypt(pem), public_jwk=jwk)
+    key = ToolKey(kid=jwk["kid"], private_key_encrypted=encryptor.encrypt(pem), public_jwk=jwk, purpose=purpose)
     session.add(key)
     session.flush()
     return key
@@ -64,18 +65,42 @@ def rotate(session: Session, encryptor: Encryptor, *, grace_seconds: int) -> Too
     Keys retired longer than the grace period ago are deleted. Flushes; the caller commits.
     """
     now = utcnow()
-    for old in session.scalars(select(ToolKey).where(ToolKey.retired_at.is_(None))):
+    lti = ToolKey.purpose == KEY_PURPOSE_LTI
+    for old in session.scalars(select(ToolKey).where(lti, ToolKey.retired_at.is_(None))):
         old.retired_at = now
     cutoff = now - timedelta(seconds=grace_seconds)
-    for expired in session.scalars(select(ToolKey).where(ToolKey.retired_at < cutoff)):
+    for expired in session.scalars(select(ToolKey).where(lti, ToolKey.retired_at < cutoff)):
         session.delete(expired)
     return create_key(session, encryptor)
 
 
-def ensure_key(session: Session, encryptor: Encryptor) -> ToolKey:
-    """Return the active key, creating one if there is none (first run). Flushes; the caller commits."""
-    active = session.scalars(select(ToolKey).where(ToolKey.retired_at.is_(None)).order_by(ToolKey.id.desc())).first()
-    return active or create_key(session, encryptor)
+def ensure_key(session: Session, encryptor: Encryptor, purpose: str = KEY_PURPOSE_LTI) -> ToolKey:
+    """Return the active key of the purpose, creating one if there is none (first run, or the first certificate's
+    badge). Flushes; the caller commits."""
+    active = session.scalars(
+        select(ToolKey).where(ToolKey.purpose == purpose, ToolKey.retired_at.is_(None)).order_by(ToolKey.id.desc())
+    ).first()
+    return active or create_key(session, encryptor, purpose)
+
+
+def retire_badge_key(session: Session) -> None:
+    """Retire the active badge key (a new one signs from the next credential on). Its public half stays published
+    while a valid certificate names it. Flushes; the caller commits."""
+    for key in session.scalars(
+        select(ToolKey).where(ToolKey.purpose == KEY_PURPOSE_BADGE, ToolKey.retired_at.is_(None))
+    ):
+        key.retired_at = utcnow()
+    session.flush()
+
+
+def _badge_kids_in_use(session: Session) -> set[str]:
+    return set(
+        session.scalars(
+            select(Certificate.badge_kid)
+            .where(Certificate.badge_kid.is_not(None), Certificate.revoked_at.is_(None))
+            .distinct()
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -104,6 +129,7 @@ class KeyRing:
         self._loaded_at = float("-inf")
         self._jwks: dict[str, Any] = {"keys": []}
         self._active: SigningKey | None = None
+        self._badge: SigningKey | None = None
 
     def invalidate(self) -> None:
         with self._lock:
@@ -117,25 +143,43 @@ class KeyRing:
                 return
             with self._factory() as session:
                 rows = list(session.scalars(select(ToolKey).order_by(ToolKey.id.desc())))
+                badge_rows = [r for r in rows if r.purpose == KEY_PURPOSE_BADGE]
+                in_use = _badge_kids_in_use(session) if badge_rows else set()
             cutoff = utcnow() - timedelta(seconds=self._grace)
-            published = [r for r in rows if r.retired_at is None or r.retired_at > cutoff]
-            active_rows = [r for r in rows if r.retired_at is None]
-            active: SigningKey | None = None
-            if active_rows:
-                row = active_rows[0]
-                if row.kid not in self._parsed:
-                    pem = self._encryptor.decrypt(row.private_key_encrypted)
-                    loaded = serialization.load_pem_private_key(pem, password=None)
-                    assert isinstance(loaded, rsa.RSAPrivateKey)
-                    self._parsed[row.kid] = loaded
-                active = SigningKey(row.kid, self._parsed[row.kid])
+            published = [
+                r
+                for r in rows
+                if r.retired_at is None
+                or (r.purpose == KEY_PURPOSE_LTI and r.retired_at > cutoff)
+                or (r.purpose == KEY_PURPOSE_BADGE and r.kid in in_use)
+            ]
+            self._active = self._first_active(rows, KEY_PURPOSE_LTI)
+            self._badge = self._first_active(rows, KEY_PURPOSE_BADGE)
             self._jwks = {"keys": [dict(r.public_jwk) for r in published]}
-            self._active = active
             self._loaded_at = time.monotonic()
+
+    def _parse(self, kid: str, encrypted: bytes) -> rsa.RSAPrivateKey:
+        if kid not in self._parsed:
+            loaded = serialization.load_pem_private_key(self._encryptor.decrypt(encrypted), password=None)
+            assert isinstance(loaded, rsa.RSAPrivateKey)
+            self._parsed[kid] = loaded
+        return self._parsed[kid]
+
+    def _first_active(self, rows: list[ToolKey], purpose: str) -> SigningKey | None:
+        for row in rows:
+            if row.purpose == purpose and row.retired_at is None:
+                return SigningKey(row.kid, self._parse(row.kid, row.private_key_encrypted))
+        return None
 
     def jwks(self) -> dict[str, Any]:
         self._ensure_fresh()
         return self._jwks
+
+    def badge_key(self) -> SigningKey | None:
+        """The active badge key, or None until one exists (kurspakke.certificates creates it with ensure_key and
+        invalidates the ring)."""
+        self._ensure_fresh()
+        return self._badge
 
     def signing_key(self) -> SigningKey:
         """Raises NoSigningKey when the database holds no active key."""

@@ -36,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from kurspakke.models import LaunchRecord, utcnow
+from kurspakke.models import ExpiringValue, LaunchRecord, utcnow
 from kurspakke.models.base import UTCDateTime
 
 
@@ -151,10 +151,15 @@ class DatabaseStateStore:
         return result.rowcount == 1
 
     def purge_expired(self) -> int:
-        result: CursorResult[Any] = self.session.execute(  # type: ignore[assignment]
-            delete(LaunchRecord).where(LaunchRecord.expires_at <= utcnow())
-        )
-        return result.rowcount or 0
+        """Expired launches, and expired shared values (cached tokens, rate-limit windows)."""
+        now = utcnow()
+        purged = 0
+        for table in (LaunchRecord, ExpiringValue):
+            result: CursorResult[Any] = self.session.execute(  # type: ignore[assignment]
+                delete(table).where(table.expires_at <= now)
+            )
+            purged += result.rowcount or 0
+        return purged
 
 
 class RedisStateStore:

@@ -22,6 +22,7 @@ from kurspakke.services.access import (
     known_person,
     normalise_roles,
     person_query,
+    record_ags_endpoint,
     resolve_access,
 )
 from kurspakke.services.lti_state import NonceReused
@@ -182,6 +183,16 @@ def start_launch(claims: dict[str, Any], registration: RegistrationInfo, *, nonc
         "deep_linking_settings": dl_settings,
         "launched_at": int(time.time()),
     }
+    if link is not None and data["ags"] is not None:
+        ags = data["ags"]
+        record_ags_endpoint(
+            session,
+            services().course_links,
+            link,
+            lineitems_url=_http_url(ags.get("lineitems")),
+            scopes=[s for s in ags.get("scope") or [] if isinstance(s, str)],
+            registration_id=registration.id,
+        )
     launch_id = secrets.token_urlsafe(24)
     read = person_query(launcher, link.programme_id) if link is not None else None
     try:
