@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
+from course_sync.certificate_steps import ConnectorFor, sweep_job
+from course_sync.lti_services import ToolServiceConnector
 from course_sync.progress_sync import progress_job, ten_minute_slot
 from course_sync.provisioning import StepContext, client_factory
 from course_sync.reconcile import digest_job, reconcile_job
@@ -18,6 +20,9 @@ from course_sync.worker import PeriodicJobSpec, Worker, WorkerOptions
 from kurspakke.crypto import Encryptor
 from kurspakke.db import transaction
 from kurspakke.mail import send_mail
+from kurspakke.models import Registration
+from kurspakke.services.cache import DatabaseCache, RedisCache, SharedCache
+from kurspakke.services.keys import KeyRing
 from kurspakke.services.lti_state import DatabaseStateStore
 
 OSLO = ZoneInfo("Europe/Oslo")
@@ -54,13 +59,35 @@ def options_from(settings: Settings) -> WorkerOptions:
 
 def periodic_jobs(send: Any = None) -> tuple[PeriodicJobSpec, ...]:
     """The purge of expired launch state (hourly), reconciliation with seat expiry (nightly, from 02:00 Oslo time),
-    the digest of parked steps (daily, from 07:00) and the quiz progress sync (every 10 minutes)."""
+    the certificate sweep (nightly, from 03:00), the digest of parked steps (daily, from 07:00) and the quiz progress
+    sync (every 10 minutes)."""
     return (
         PeriodicJobSpec("purge_expired_state", hourly, purge_expired_state),
         PeriodicJobSpec("reconcile_enrolments", daily_after(2), reconcile_job),
+        PeriodicJobSpec("certificate_sweep", daily_after(3), sweep_job),
         PeriodicJobSpec("parked_digest", daily_after(7), digest_job),
         PeriodicJobSpec("progress_sync", ten_minute_slot, progress_job),
     )
+
+
+def connectors(settings: Settings, sessions: sessionmaker[Session], encryptor: Encryptor) -> ConnectorFor:
+    """LTI service connectors for the worker's AGS posts: the tool's keys through one key ring per process, access
+    tokens in the shared cache (Redis when configured, else the database)."""
+    keyring = KeyRing(sessions, encryptor, grace_seconds=settings.key_grace_seconds)
+    cache: SharedCache
+    if settings.redis_url:
+        import redis
+
+        cache = RedisCache(
+            redis.Redis.from_url(settings.redis_url, socket_timeout=settings.http_timeout_seconds), encryptor
+        )
+    else:
+        cache = DatabaseCache(sessions, encryptor)
+
+    def connector_for(registration: Registration) -> ToolServiceConnector:
+        return ToolServiceConnector(registration, keyring=keyring, cache=cache, timeout=settings.http_timeout_seconds)
+
+    return connector_for
 
 
 def make_workers(
@@ -76,7 +103,8 @@ def make_workers(
         max_in_flight=settings.canvas_max_in_flight,
     )
     send = partial(send_mail, settings)
-    kinds, jobs = step_kinds(send), periodic_jobs()
+    kinds = step_kinds(send, base_url=settings.base_url, connector_for=connectors(settings, sessions, encryptor))
+    jobs = periodic_jobs()
     return [
         Worker(sessions, clients, kinds, options_from(settings), jobs=jobs)
         for _ in range(count or settings.worker_threads)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from course_sync.certificate_steps import CertificateSteps, ConnectorFor
 from course_sync.group_sync import group_step_kinds
 from course_sync.notify import send_welcome
 from course_sync.notify_orders import send_payload
@@ -62,9 +63,12 @@ def sync_programme_progress(ctx: StepContext, payload: dict[str, Any]) -> None:
         ctx.finish(session)
 
 
-def step_kinds(send: Send | None = None) -> dict[str, StepKind]:
+def step_kinds(
+    send: Send | None = None, *, base_url: str = "", connector_for: ConnectorFor | None = None
+) -> dict[str, StepKind]:
     """``send(to=..., subject=..., text=...)`` delivers an e-mail (kurspakke.mail.send_mail bound to the settings);
-    None logs e-mails instead of sending them."""
+    None logs e-mails instead of sending them. ``base_url`` is the tool's address (the verification page in
+    certificate e-mails); ``connector_for`` makes LTI service connectors for AGS (None: gradebook posts wait)."""
 
     def welcome(ctx: StepContext, payload: dict[str, Any]) -> None:
         send_welcome(ctx, payload, send)
@@ -78,6 +82,8 @@ def step_kinds(send: Send | None = None) -> dict[str, StepKind]:
         MAIL_SEND: StepKind(mail),  # a composed e-mail: invitations, order receipts and confirmations
         PROGRESS_SYNC: StepKind(sync_programme_progress),  # "Oppdater nå" and Canvas Live Events
         **group_step_kinds(),  # group.sync (group set "Mentorgrupper"), meeting.sync (calendar events)
+        # certificate.evaluate, certificate.notify (e-mail), certificate.ags (Canvas's gradebook)
+        **CertificateSteps(send, base_url, connector_for).kinds(),
     }
 
 

@@ -87,6 +87,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from lti_tool.views.owner_pages import bp as owner_pages_bp
     from lti_tool.views.owner_pages import order_bp
     from lti_tool.views.signin import bp as signin_bp
+    from lti_tool.views.verify import bp as verify_bp
 
     app.register_blueprint(api_bp)
     app.register_blueprint(live_events_bp)
@@ -97,6 +98,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(licence_admin_bp)
     app.register_blueprint(owner_pages_bp)
     app.register_blueprint(order_bp)
+    app.register_blueprint(verify_bp)
     return app
 
 

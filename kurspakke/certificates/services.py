@@ -82,7 +82,8 @@ def by_code(session: Session, code: str) -> Certificate | None:
 def _after_issue(session: Session, cert: Certificate) -> None:
     enqueue(session, CERTIFICATE_NOTIFY, f"certificate:{cert.id}:notify", {"certificate_id": cert.id})
     if cert.role is CertificateRole.PARTICIPANT:
-        enqueue(session, CERTIFICATE_AGS, f"certificate:{cert.id}:ags", {"certificate_id": cert.id})
+        # One subject per programme: its steps run one at a time, so two never make the course's line item at once.
+        enqueue(session, CERTIFICATE_AGS, f"certificate-ags:{cert.programme_id}", {"certificate_id": cert.id})
 
 
 def _insert(session: Session, cert: Certificate) -> bool:

@@ -12,6 +12,7 @@ from lti_tool.views.context import VIEW_TITLES, LaunchContext
 
 def render_view(ctx: LaunchContext, view: str) -> str:
     # progress_views' routes sit on the app blueprint, which imports this module: import it when rendering.
+    from lti_tool.views.certificate_views import own_certificate
     from lti_tool.views.progress_views import SYMBOLS, cell_labels, mentor_groups, participant_page
 
     common = {"ctx": ctx, "view": view, "titles": VIEW_TITLES, "programme": ctx.programme}
@@ -22,11 +23,21 @@ def render_view(ctx: LaunchContext, view: str) -> str:
         return render_template("views/licences.html", administered=_administered(ctx), **common)
     if view == "participant":
         return render_template(
-            "views/participant.html", page=participant_page(ctx), symbols=SYMBOLS, labels=cell_labels(), **common
+            "views/participant.html",
+            page=participant_page(ctx),
+            own=own_certificate(ctx),
+            symbols=SYMBOLS,
+            labels=cell_labels(),
+            **common,
         )
     if view == "mentor":
         return render_template(
-            "views/mentor.html", groups=mentor_groups(ctx), symbols=SYMBOLS, labels=cell_labels(), **common
+            "views/mentor.html",
+            groups=mentor_groups(ctx),
+            own=own_certificate(ctx),
+            symbols=SYMBOLS,
+            labels=cell_labels(),
+            **common,
         )
     return render_template(f"views/{view}.html", organisations=ctx.access.organisations, **common)
 

@@ -115,8 +115,6 @@ class ParticipantPage:
     mentors: list[Person] = field(default_factory=list)
     sessions: list[SessionLine] = field(default_factory=list)
     next_meeting: SessionLine | None = None
-    remaining_modules: list[str] = field(default_factory=list)
-    remaining_sessions: list[str] = field(default_factory=list)
 
 
 def participant_page(ctx: LaunchContext) -> ParticipantPage:
@@ -144,8 +142,6 @@ def participant_page(ctx: LaunchContext) -> ParticipantPage:
         upcoming = line.meeting is not None and line.meeting.starts_at >= now and line.state is None
         if upcoming and (page.next_meeting is None or _starts(line) < _starts(page.next_meeting)):
             page.next_meeting = line
-    page.remaining_modules = [m.title for m in programme.modules if m.id not in progress.modules]
-    page.remaining_sessions = [s.title for s in programme.sessions if s.required and not progress.attended(s.id)]
     return page
 
 
@@ -311,7 +307,9 @@ def cell_labels() -> dict[str, str]:
 
 
 def _overview(ctx: LaunchContext, *, notice: str | None = None) -> ResponseReturnValue:
-    return _render("views/mentor.html", ctx, groups=mentor_groups(ctx), notice=notice)
+    from lti_tool.views.certificate_views import own_certificate
+
+    return _render("views/mentor.html", ctx, groups=mentor_groups(ctx), notice=notice, own=own_certificate(ctx))
 
 
 # --- scheduling --------------------------------------------------------------------------------------------------

@@ -201,7 +201,7 @@ def test_min_fremdrift_shows_modules_sessions_next_session_and_group_without_wca
     expect(group).to_contain_text(GROUP)
     expect(group).to_contain_text(mentor_name)
 
-    remaining = tool.locator("section[aria-labelledby=remaining-heading]")
+    remaining = tool.locator("section[aria-labelledby=certificate-heading]")
     expect(remaining).to_contain_text(PROGRAMME.modules[1].title)
     expect(remaining).not_to_contain_text(PROGRAMME.modules[0].title)
     expect(remaining).to_contain_text("Samling 1")
