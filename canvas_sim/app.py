@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, abort, jsonify, render_template, request, url_for
@@ -11,7 +12,8 @@ from canvas_sim import services
 from canvas_sim.config import SimConfig, origin_of
 from canvas_sim.errors import SimAuthError
 from canvas_sim.platform import SimPlatform
-from canvas_sim.rest import CanvasRest, register_rest
+from canvas_sim.rest import DROP_KEY, CanvasRest, _refusal, _server_error, register_rest
+from canvas_sim.rest import EXTENSION_KEY as REST_EXTENSION_KEY
 
 EXTENSION_KEY = "canvas_sim"
 
@@ -171,36 +173,89 @@ def _register_services(app: Flask, platform: SimPlatform) -> None:
             resp.headers["Link"] = f'<{next_url}>; rel="next"'
         return resp
 
+    _register_ags(app, platform, bearer)
+
+
+# -------------------------------------------------------------------- AGS
+_JSON_SCORE_TYPES = (c.MT_SCORE, "application/json")
+
+
+def _canvas_not_found(exc: services.CanvasNotFound) -> Response:
+    resp = jsonify({"errors": [{"message": exc.message}]})
+    resp.status_code = 404
+    return resp
+
+
+def _register_ags(app: Flask, platform: SimPlatform, bearer: Callable[..., None]) -> None:
+    """Line items, scores and results. The REST half's injected faults (CanvasRest.inject: status, throttle,
+    timeout, drop_before, drop_after) apply here too, matched on method, path and the endpoint labels below."""
+    app.register_error_handler(services.CanvasNotFound, _canvas_not_found)
+
+    def with_faults(label: str, view: Callable[[], Response]) -> Response:
+        rest: CanvasRest | None = app.extensions.get(REST_EXTENSION_KEY)
+        fault = rest._pick_fault(request.method, request.path, label) if rest is not None else None
+        if rest is not None and fault is not None:
+            if fault.kind == "status":
+                return _server_error(rest, fault.status)
+            if fault.kind == "throttle":
+                return _refusal(rest.throttle_status)
+            if fault.kind == "drop_before":
+                request.environ[DROP_KEY] = True
+                return Response(status=204)
+            if fault.kind == "timeout":
+                rest.clock.sleep(fault.seconds)  # then handled: the client has given up by now
+        resp = view()
+        if fault is not None and fault.kind == "drop_after":
+            request.environ[DROP_KEY] = True  # applied, but the answer never arrives
+        return resp
+
     @app.get("/api/lti/courses/<int:course_id>/line_items")
     def line_items(course_id: int) -> Response:
-        bearer(c.SCOPE_LINEITEM, c.SCOPE_LINEITEM_READONLY)
-        items = services.list_line_items(platform, course_id, request.args.to_dict())
-        return _json(items, c.MT_LINEITEMS)
+        def view() -> Response:
+            bearer(c.SCOPE_LINEITEM, c.SCOPE_LINEITEM_READONLY)
+            items, link = services.line_items_page(platform, course_id, request.args.to_dict())
+            resp = _json(items, c.MT_LINEITEMS)
+            resp.headers["Link"] = link
+            return resp
+
+        return with_faults("GET /api/lti/courses/:course_id/line_items", view)
 
     @app.post("/api/lti/courses/<int:course_id>/line_items")
     def create_line_item(course_id: int) -> Response:
-        bearer(c.SCOPE_LINEITEM)
-        item = services.create_line_item(platform, course_id, request.get_json(force=True, silent=True))
-        return _json(item, c.MT_LINEITEM, 201)
+        def view() -> Response:
+            bearer(c.SCOPE_LINEITEM)
+            item = services.create_line_item(platform, course_id, request.get_json(force=True, silent=True))
+            return _json(item, c.MT_LINEITEM, 201)  # Canvas: 201 Created
+
+        return with_faults("POST /api/lti/courses/:course_id/line_items", view)
 
     @app.get("/api/lti/courses/<int:course_id>/line_items/<int:item_id>")
     def line_item(course_id: int, item_id: int) -> Response:
-        bearer(c.SCOPE_LINEITEM, c.SCOPE_LINEITEM_READONLY)
-        return _json(services.get_line_item(platform, course_id, item_id), c.MT_LINEITEM)
+        def view() -> Response:
+            bearer(c.SCOPE_LINEITEM, c.SCOPE_LINEITEM_READONLY)
+            return _json(services.get_line_item(platform, course_id, item_id), c.MT_LINEITEM)
+
+        return with_faults("GET /api/lti/courses/:course_id/line_items/:id", view)
 
     @app.post("/api/lti/courses/<int:course_id>/line_items/<int:item_id>/scores")
     def scores(course_id: int, item_id: int) -> Response:
-        bearer(c.SCOPE_SCORE)
-        if request.mimetype != c.MT_SCORE:
-            raise SimAuthError(f"Content-Type må være {c.MT_SCORE}", error="unsupported_media_type", status=415)
-        body = request.get_json(force=True, silent=True)
-        return _json(services.post_score(platform, course_id, item_id, body), "application/json")
+        def view() -> Response:
+            bearer(c.SCOPE_SCORE)
+            # Canvas registers a JSON parameter parser for the score media type and Rails parses application/json
+            # anyway; any other body is not parsed, so Canvas sees no userId and answers its 422.
+            body = request.get_json(force=True, silent=True) if request.mimetype in _JSON_SCORE_TYPES else {}
+            return _json(services.post_score(platform, course_id, item_id, body), "application/json")
+
+        return with_faults("POST /api/lti/courses/:course_id/line_items/:id/scores", view)
 
     @app.get("/api/lti/courses/<int:course_id>/line_items/<int:item_id>/results")
     def results(course_id: int, item_id: int) -> Response:
-        bearer(c.SCOPE_RESULT_READONLY)
-        out = services.results(platform, course_id, item_id, request.args.get("user_id"))
-        return _json(out, c.MT_RESULTS)
+        def view() -> Response:
+            bearer(c.SCOPE_RESULT_READONLY)
+            out = services.results(platform, course_id, item_id, request.args.get("user_id"))
+            return _json(out, c.MT_RESULTS)
+
+        return with_faults("GET /api/lti/courses/:course_id/line_items/:id/results", view)
 
 
 # ---------------------------------------------------------------- headers

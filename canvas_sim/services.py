@@ -1,13 +1,17 @@
-"""LTI Advantage services (NRPS 2.0, a minimal AGS) over SimPlatform's in-memory state."""
+"""LTI Advantage services (NRPS 2.0; AGS 2.0 line items, scores and results) over SimPlatform's in-memory state."""
 
 from __future__ import annotations
 
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from canvas_sim.errors import SimAuthError
 from canvas_sim.platform import SimPlatform
-from canvas_sim.users import SimUser
+from canvas_sim.users import LEARNER, SimUser
 
 
 def _check_course(platform: SimPlatform, course_id: int) -> None:
@@ -64,25 +68,78 @@ def memberships(
 
 
 # ----------------------------------------------------------------- AGS
+# Modelled on Canvas's Lti::IMS line items, scores and results controllers (Canvas LMS source and its API docs
+# "Line Items", "Score", "Result" and the AGS "Common Error Codes" table). One course, one developer key.
+NOT_FOUND = "The specified resource does not exist."
+NOT_A_STUDENT = "User not found in course or is not a student"
+DEFAULT_PER_PAGE = 10  # Canvas's Api::PER_PAGE
+MAX_PER_PAGE = 100  # Canvas's Api::MAX_PER_PAGE
+# Canvas grades the submission (and requires scoreMaximum) only for these; other values ignore scoreGiven.
+_GRADED = {"FullyGraded", "PendingManual"}
+_SCORE_REQUIRED = ("userId", "activityProgress", "gradingProgress", "timestamp")
+
+
+class CanvasNotFound(SimAuthError):
+    """Canvas's generic 404 (ActiveRecord::RecordNotFound): `{"errors": [{"message": NOT_FOUND}]}`, unlike the
+    `{"errors": {"type", "message"}}` body of the LTI services' own checks."""
+
+    def __init__(self) -> None:
+        super().__init__(NOT_FOUND, error="not_found", status=404)
+
+
 def _line_item_url(platform: SimPlatform, course_id: int, item_id: int) -> str:
     return f"{platform.config.base}/api/lti/courses/{course_id}/line_items/{item_id}"
 
 
-def list_line_items(platform: SimPlatform, course_id: int, filters: dict[str, str]) -> list[dict[str, Any]]:
+def list_line_items(platform: SimPlatform, course_id: int, filters: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Every line item matching the filters (resource_link_id, resource_id, tag), in id order (Canvas orders by id)."""
     _check_course(platform, course_id)
     keys = {"resource_link_id": "resourceLinkId", "resource_id": "resourceId", "tag": "tag"}
-    items = list(platform.line_items.values())
+    items = [platform.line_items[i] for i in sorted(platform.line_items)]
     for param, field in keys.items():
         if filters.get(param):
             items = [i for i in items if i.get(field) == filters[param]]
     return items
 
 
+def _ruby_int(raw: str) -> int:
+    """Ruby's String#to_i, which Canvas applies to per_page: leading digits, else 0."""
+    digits = re.match(r"\s*([+-]?\d+)", raw)
+    return int(digits.group(1)) if digits else 0
+
+
+def line_items_page(
+    platform: SimPlatform, course_id: int, query: Mapping[str, str]
+) -> tuple[list[dict[str, Any]], str]:
+    """One page of the filtered line items and Canvas's Link header for it.
+
+    Canvas (Api.paginate): `per_page` (AGS's `limit` stands in for it on this endpoint) clamped to 1..100, default
+    10; numbered pages; Link always names current, first and last, plus next/prev where they exist; each link
+    repeats the request's other query parameters (sorted, as Rails' to_query does) before page and per_page."""
+    items = list_line_items(platform, course_id, query)
+    raw_size = query.get("limit") or query.get("per_page")
+    per_page = min(max(_ruby_int(raw_size), 1), MAX_PER_PAGE) if raw_size is not None else DEFAULT_PER_PAGE
+    raw_page = query.get("page", "1")
+    if not raw_page.isdigit() or int(raw_page) < 1:
+        raise CanvasNotFound()  # Folio::InvalidPage surfaces as a 404
+    page = int(raw_page)
+    last = max(1, math.ceil(len(items) / per_page))
+    base = f"{platform.config.base}/api/lti/courses/{course_id}/line_items?"
+    kept = sorted((k, v) for k, v in query.items() if k not in ("page", "per_page", "access_token", "api_key"))
+    if kept:
+        base += urlencode(kept) + "&"
+    rels = {"current": page, "next": page + 1 if page < last else None, "prev": page - 1 if page > 1 else None}
+    rels |= {"first": 1, "last": last}
+    link = ",".join(f'<{base}page={n}&per_page={per_page}>; rel="{rel}"' for rel, n in rels.items() if n)
+    start = (page - 1) * per_page
+    return items[start : start + per_page], link
+
+
 def get_line_item(platform: SimPlatform, course_id: int, item_id: int) -> dict[str, Any]:
     _check_course(platform, course_id)
     item = platform.line_items.get(item_id)
     if item is None:
-        raise SimAuthError("ukjent line item", error="not_found", status=404)
+        raise CanvasNotFound()
     return item
 
 
@@ -96,6 +153,9 @@ def create_line_item(platform: SimPlatform, course_id: int, body: Any) -> dict[s
         raise SimAuthError("label mangler")
     if isinstance(maximum, bool) or not isinstance(maximum, int | float) or maximum <= 0:
         raise SimAuthError("scoreMaximum må være et positivt tall")
+    for key in ("resourceId", "tag", "resourceLinkId"):
+        if key in body and body[key] is not None and not isinstance(body[key], str | int):
+            raise SimAuthError(f"{key} må være en streng")
     with platform._lock:
         item_id = platform._next_line_item_id
         platform._next_line_item_id += 1
@@ -110,27 +170,80 @@ _ACTIVITY = {"Initialized", "Started", "InProgress", "Submitted", "Completed"}
 _GRADING = {"FullyGraded", "Pending", "PendingManual", "Failed", "NotReady"}
 
 
+def _student(platform: SimPlatform, user_id: Any) -> SimUser:
+    """The course's student named by userId (the LTI sub, or the Canvas user id, as Canvas accepts both); else
+    Canvas's 422. Teachers, TAs and strangers all get it: only students have results."""
+    user = None
+    if isinstance(user_id, str | int) and not isinstance(user_id, bool):
+        key = str(user_id)
+        user = platform.config.user_by_sub(key) or next(
+            (u for u in platform.config.users if str(u.canvas_user_id) == key), None
+        )
+    if user is None or LEARNER not in user.context_roles:
+        raise SimAuthError(NOT_A_STUDENT, error="unprocessable_entity", status=422)
+    return user
+
+
+def _parse_timestamp(raw: Any) -> datetime | None:
+    if not isinstance(raw, str):
+        return None
+    try:
+        ts = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        return None
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=UTC)  # Time.zone.parse: the zone is UTC here
+
+
+def _iso3(ts: datetime) -> str:
+    """Ruby's Time#iso8601(3) in UTC, as Canvas prints the result's updated_at."""
+    return ts.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def post_score(platform: SimPlatform, course_id: int, item_id: int, body: Any) -> dict[str, Any]:
+    """Canvas's checks in Canvas's order: line item in the course (404), user a student (422), required params (400),
+    timestamp valid and not before the result's last update (400), scoreMaximum with a graded scoreGiven (422).
+
+    Canvas sets the result's updated_at to the score's timestamp, so a score with the *same* timestamp as the last
+    one is accepted again; only an earlier one is refused."""
     item = get_line_item(platform, course_id, item_id)
     if not isinstance(body, dict):
         raise SimAuthError("score må være et JSON-objekt")
-    user_id = body.get("userId")
-    if not isinstance(user_id, str) or platform.config.user_by_sub(user_id) is None:
-        raise SimAuthError(f"ukjent userId: {user_id!r}")
+    user = _student(platform, body.get("userId"))
+    for param in _SCORE_REQUIRED:
+        if body.get(param) in (None, ""):
+            raise SimAuthError(f"param is missing or the value is empty: {param}", error="bad_request")
+    raw_ts = body["timestamp"]
+    ts = _parse_timestamp(raw_ts)
+    if ts is None:
+        raise SimAuthError(f"Provided timestamp of {raw_ts} not a valid timestamp", error="bad_request")
     if body.get("activityProgress") not in _ACTIVITY:
         raise SimAuthError("ugyldig activityProgress")
     if body.get("gradingProgress") not in _GRADING:
         raise SimAuthError("ugyldig gradingProgress")
-    if not isinstance(body.get("timestamp"), str):
-        raise SimAuthError("timestamp mangler")
     given = body.get("scoreGiven")
-    if given is not None and (
-        isinstance(given, bool) or not isinstance(given, int | float) or "scoreMaximum" not in body
-    ):
-        raise SimAuthError("scoreGiven krever numerisk verdi og scoreMaximum")
+    if given is not None and (isinstance(given, bool) or not isinstance(given, int | float)):
+        raise SimAuthError("scoreGiven må være et tall")
+    if given is not None and body["gradingProgress"] in _GRADED:
+        maximum = body.get("scoreMaximum")
+        if maximum is None:
+            raise SimAuthError(
+                "ScoreMaximum not supplied when ScoreGiven present.", error="unprocessable_entity", status=422
+            )
+        if isinstance(maximum, bool) or not isinstance(maximum, int | float) or maximum < 0:
+            raise SimAuthError(
+                "ScoreMaximum must be greater than or equal to 0", error="unprocessable_entity", status=422
+            )
     with platform._lock:
-        platform.scores[item_id].append(dict(body))
-    return {"resultUrl": f"{item['id']}/results?user_id={user_id}"}
+        stored = platform.scores[item_id]
+        last = next((s for s in reversed(stored) if s["userId"] == user.sub), None)
+        updated_at = _parse_timestamp(last["timestamp"]) if last else None
+        if updated_at is not None and updated_at > ts:
+            raise SimAuthError(
+                f"Provided timestamp of {raw_ts} before last updated timestamp of {_iso3(updated_at)}",
+                error="bad_request",
+            )
+        stored.append({**body, "userId": user.sub})
+    return {"resultUrl": f"{item['id']}/results/{user.sub}"}
 
 
 def results(platform: SimPlatform, course_id: int, item_id: int, user_id: str | None) -> list[dict[str, Any]]:
@@ -147,7 +260,8 @@ def results(platform: SimPlatform, course_id: int, item_id: int, user_id: str | 
             "scoreOf": item["id"],
             "userId": uid,
         }
-        if score.get("scoreGiven") is not None:
+        # Canvas keeps scoreGiven only when it grades (FullyGraded, PendingManual); otherwise the result has none.
+        if score.get("scoreGiven") is not None and score.get("scoreMaximum") and score["gradingProgress"] in _GRADED:
             # Results are reported on the line item's scale.
             result["resultScore"] = score["scoreGiven"] * item["scoreMaximum"] / score["scoreMaximum"]
             result["resultMaximum"] = item["scoreMaximum"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from canvas_sim import DEMO_USERS, SimPlatform
@@ -132,12 +133,13 @@ def test_ags_line_items_and_scores(client: FlaskClient, auth: Auth, platform: Si
     scores_url = items_url + "/1/scores"
     mt = {"Content-Type": "application/vnd.ims.lis.v1.score+json"}
     assert client.post(scores_url, json=score, headers={**auth(LINEITEM), **mt}).status_code == 401
-    assert client.post(scores_url, json=score, headers=rw).status_code == 415  # application/json
+    # Canvas parses application/json as well as the score media type (it registers a JSON parser for the latter).
+    assert client.post(scores_url, json=score, headers=rw).status_code == 200
     ok = client.post(scores_url, data=_dumps(score), headers={**rw, **mt})
     assert ok.status_code == 200, ok.get_json()
     assert platform.scores[1][0]["scoreGiven"] == 7
     unknown = client.post(scores_url, data=_dumps({**score, "userId": "nobody"}), headers={**rw, **mt})
-    assert unknown.status_code == 400
+    assert unknown.status_code == 422  # Canvas: "User not found in course or is not a student"
     assert client.post(items_url + "/9/scores", data=_dumps(score), headers={**rw, **mt}).status_code == 404
 
     results = client.get(items_url + "/1/results", headers=rw).get_json(force=True)
@@ -148,3 +150,119 @@ def _dumps(data: object) -> str:
     import json
 
     return json.dumps(data)
+
+
+# ------------------------------------------------------------------ AGS as Canvas answers it
+ITEMS = "/api/lti/courses/1/line_items"
+MT_SCORE = {"Content-Type": "application/vnd.ims.lis.v1.score+json"}
+
+
+def _links(header: str) -> dict[str, str]:
+    out = {}
+    for part in header.split(","):
+        url, rel = part.split(">; rel=")
+        out[rel.strip('"')] = url.lstrip("<").removeprefix("http://127.0.0.1:5001")
+    return out
+
+
+def test_ags_line_items_paginate_with_canvas_link_headers(
+    client: FlaskClient, auth: Auth, platform: SimPlatform
+) -> None:
+    from canvas_sim.services import create_line_item
+
+    for i in range(25):
+        create_line_item(platform, 1, {"label": f"L{i}", "scoreMaximum": 1, "tag": "a" if i % 2 == 0 else "b"})
+    headers = auth(LINEITEM_RO)
+
+    first = client.get(ITEMS + "?tag=a&per_page=5", headers=headers)
+    assert [i["label"] for i in first.get_json(force=True)] == ["L0", "L2", "L4", "L6", "L8"]
+    links = _links(first.headers["Link"])
+    assert links == {
+        "current": ITEMS + "?tag=a&page=1&per_page=5",
+        "next": ITEMS + "?tag=a&page=2&per_page=5",
+        "first": ITEMS + "?tag=a&page=1&per_page=5",
+        "last": ITEMS + "?tag=a&page=3&per_page=5",
+    }
+    seen: list[str] = []
+    url: str | None = ITEMS + "?tag=a&per_page=5"
+    while url:
+        resp = client.get(url, headers=headers)
+        seen += [i["label"] for i in resp.get_json(force=True)]
+        url = _links(resp.headers["Link"]).get("next")
+    assert seen == [f"L{i}" for i in range(0, 25, 2)]
+    assert "prev" in _links(client.get(ITEMS + "?tag=a&per_page=5&page=3", headers=headers).headers["Link"])
+
+    assert len(client.get(ITEMS, headers=headers).get_json(force=True)) == 10  # Canvas's default page
+    everything = client.get(ITEMS + "?limit=500", headers=headers)  # AGS limit: Canvas's per_page, at most 100
+    assert len(everything.get_json(force=True)) == 25
+    assert _links(everything.headers["Link"])["last"].endswith("&page=1&per_page=100")
+    assert client.get(ITEMS + "?page=0", headers=headers).status_code == 404
+
+
+def test_ags_scores_follow_canvas_checks(client: FlaskClient, auth: Auth, platform: SimPlatform) -> None:
+    rw = auth(f"{LINEITEM} {SCORE} {RESULT_RO}")
+    assert client.post(ITEMS, json={"label": "Kursbevis", "scoreMaximum": 1}, headers=rw).status_code == 201
+    scores_url = ITEMS + "/1/scores"
+    score = {
+        "userId": DEMO_USERS[0].sub,
+        "scoreGiven": 1,
+        "scoreMaximum": 1,
+        "activityProgress": "Completed",
+        "gradingProgress": "FullyGraded",
+        "timestamp": "2025-01-01T10:00:00.000Z",
+    }
+
+    def post(body: dict[str, object], headers: dict[str, str] = MT_SCORE) -> tuple[int, object]:
+        resp = client.post(scores_url, data=_dumps(body), headers={**rw, **headers})
+        return resp.status_code, resp.get_json(force=True, silent=True)
+
+    assert post(score)[0] == 200
+    # The same timestamp again is applied again; an earlier one is refused with Canvas's message.
+    assert post(score)[0] == 200
+    assert post({**score, "timestamp": "2025-01-01T09:59:59.999Z"}) == (
+        400,
+        {
+            "errors": {
+                "type": "bad_request",
+                "message": "Provided timestamp of 2025-01-01T09:59:59.999Z before last updated timestamp of "
+                "2025-01-01T10:00:00.000Z",
+            }
+        },
+    )
+    assert post({**score, "timestamp": "2025-01-01T11:00:00+01:00"})[0] == 200  # the same instant
+    assert post({**score, "timestamp": "i går"}) == (
+        400,
+        {"errors": {"type": "bad_request", "message": "Provided timestamp of i går not a valid timestamp"}},
+    )
+    not_student = {
+        "errors": {"type": "unprocessable_entity", "message": "User not found in course or is not a student"}
+    }
+    assert post({**score, "userId": DEMO_USERS[1].sub}) == (422, not_student)  # the mentor teaches
+    assert post(score, {"Content-Type": "text/plain"}) == (422, not_student)  # Canvas parses no parameters
+    assert post({**score, "userId": str(DEMO_USERS[0].canvas_user_id)})[0] == 200  # Canvas user ids work too
+    missing = {k: v for k, v in score.items() if k != "activityProgress"}
+    assert post(missing)[0] == 400
+    no_max = {k: v for k, v in score.items() if k != "scoreMaximum"}
+    assert post(no_max) == (
+        422,
+        {"errors": {"type": "unprocessable_entity", "message": "ScoreMaximum not supplied when ScoreGiven present."}},
+    )
+    gone = client.post(ITEMS + "/9/scores", data=_dumps(score), headers={**rw, **MT_SCORE})
+    assert (gone.status_code, gone.get_json()) == (
+        404,
+        {"errors": [{"message": "The specified resource does not exist."}]},
+    )
+    assert [s["userId"] for s in platform.scores[1]] == [DEMO_USERS[0].sub] * 4
+
+
+def test_ags_routes_take_the_rest_half_injected_faults(app: Flask, client: FlaskClient, auth: Auth) -> None:
+    from canvas_sim.rest import rest_of
+
+    rest = rest_of(app)
+    fault = rest.inject("status", status=503, method="GET", path=r"/line_items$")
+    headers = auth(LINEITEM)
+    assert client.get(ITEMS, headers=headers).status_code == 503
+    assert client.get(ITEMS, headers=headers).status_code == 200
+    assert fault.fired == 1
+    rest.inject("throttle", endpoint="POST /api/lti/courses/:course_id/line_items")
+    assert client.post(ITEMS, json={"label": "x", "scoreMaximum": 1}, headers=headers).status_code == 403
