@@ -14,6 +14,7 @@ from course_sync.ags import AgsRefused, AgsRetryable, ags_available, ensure_line
 from course_sync.lti_services import LtiServiceError, ToolServiceConnector
 from course_sync.provisioning import StepContext
 from course_sync.worker import StepKind
+from kurspakke.certificates.codes import format_code
 from kurspakke.certificates.models import Certificate, CertificateRole
 from kurspakke.certificates.requests import CERTIFICATE_EVALUATE, request_evaluation
 from kurspakke.certificates.services import CERTIFICATE_AGS, CERTIFICATE_NOTIFY, evaluate, people_without_certificates
@@ -64,7 +65,7 @@ class CertificateSteps:
                     name=cert.name,
                     email=person.email,
                     programme=programme,
-                    code=cert.code,
+                    code=format_code(cert.code),
                     verify_url=f"{self.base_url}/verify/{cert.code}",
                     mentor=cert.role is CertificateRole.MENTOR,
                 )

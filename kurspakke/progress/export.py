@@ -9,8 +9,11 @@ import io
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kurspakke.certificates.codes import format_code
+from kurspakke.certificates.models import Certificate
 from kurspakke.licences.seating import neutralise
 from kurspakke.models import Organisation
 from kurspakke.programmes import Programme
@@ -50,6 +53,7 @@ def export_rows(
     text, not yet neutralised. Raises nothing."""
     organisation_ids = None if organisation is None else [organisation.id]
     people = people_progress(session, programme, organisation_ids=organisation_ids, group_id=group_id)
+    codes = _valid_codes(session, programme, organisation) if people else {}
     rows: list[list[str]] = []
     for p in people:
         rows.append(
@@ -65,10 +69,24 @@ def export_rows(
                     ATTENDED if p.attended(s.id) else (NOT_ATTENDED if p.sessions.get(s.id) == ABSENT else "")
                     for s in programme.sessions
                 ),
-                "",  # kursbevis: the certificate's verification code, once certificates are issued
+                codes.get(p.person_id, ""),  # kursbevis: the valid certificate's code as printed
             ]
         )
     return rows
+
+
+def _valid_codes(session: Session, programme: Programme, organisation: Organisation | None) -> dict[int, str]:
+    """Each person's valid certificate's code, as printed (a revoked or replaced one is no certificate). One
+    statement: the programme's (or the organisation's) certificates, whatever the number of people."""
+    query = select(Certificate.person_id, Certificate.code).where(
+        Certificate.programme_id == programme.id,
+        Certificate.person_id.is_not(None),
+        Certificate.revoked_at.is_(None),
+        Certificate.superseded_at.is_(None),
+    )
+    if organisation is not None:
+        query = query.where(Certificate.organisation_id == organisation.id)
+    return {person_id: format_code(code) for person_id, code in session.execute(query) if person_id is not None}
 
 
 def export_csv(

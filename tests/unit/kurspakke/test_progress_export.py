@@ -210,4 +210,28 @@ def test_the_number_of_statements_does_not_grow_with_the_people(session: Session
             rows = export_rows(session, PROGRAMME, org)
         assert len(rows) == people and all(row[5] == "2026-03-01" for row in rows)
         counts.append(len(seen))
-    assert counts[0] == counts[1] <= 4  # seats, completions, attendance (and the pacing starts with groups)
+    # seats, completions, attendance, certificates (and the pacing starts with groups)
+    assert counts[0] == counts[1] <= 5
+
+
+def test_the_kursbevis_column_has_the_valid_certificates_code_as_printed(session: Session) -> None:
+    from kurspakke.certificates import services as certificates
+    from kurspakke.certificates.codes import format_code
+    from tests.support.certificates import complete_modules, hold_sessions, run
+
+    r = run(session, ["Kari Nordmann", "Ola Hansen"])
+    kari, ola = r.seats
+    complete_modules(session, kari)
+    complete_modules(session, ola)
+    hold_sessions(session, r)
+    certificates.evaluate(session, PROGRAMME, [kari.person_id, ola.person_id])
+    session.flush()
+    kari_cert = certificates.current(session, PROGRAMME.id, kari.person_id)
+    ola_cert = certificates.current(session, PROGRAMME.id, ola.person_id)
+    assert kari_cert is not None and ola_cert is not None
+    certificates.revoke(session, ola_cert, reason="Feil person", actor=ACTOR)
+    session.flush()
+
+    cells = {row[0]: row[-1] for row in export_rows(session, PROGRAMME)}
+
+    assert cells == {"Kari Nordmann": format_code(kari_cert.code), "Ola Hansen": ""}  # a revoked one is no certificate
