@@ -250,3 +250,16 @@ def test_issuer_profile_is_published_for_a_programme(client: FlaskClient) -> Non
 def test_role_of_a_mentor_certificate(app: Flask, world: dict[str, Any]) -> None:
     cert = _issue(app, world["mentor"])
     assert cert.role is CertificateRole.MENTOR
+
+
+def test_a_launch_keeps_the_courses_ags_endpoint_for_the_worker(
+    app: Flask, driver: Any, sim: SimPlatform, world: dict[str, Any]
+) -> None:
+    from kurspakke.models import CourseLink
+
+    driver.launch("deltaker")
+    with app.extensions["kurspakke"].session_factory() as s:
+        link = s.scalars(select(CourseLink)).one()
+        assert link.ags_lineitems_url == f"{sim.config.base}/api/lti/courses/{sim.config.course_id}/line_items"
+        assert "https://purl.imsglobal.org/spec/lti-ags/scope/score" in link.ags_scopes
+        assert link.ags_registration_id is not None
