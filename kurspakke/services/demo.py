@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,6 +20,7 @@ from kurspakke.models import (
     ProgrammeRoleKind,
     utcnow,
 )
+from kurspakke.programmes import Programme
 from kurspakke.services.access import find_course_link
 from kurspakke.services.people import add_identity, get_or_create_organisation, get_or_create_person, grant_role
 from kurspakke.services.platforms import add_platform
@@ -151,6 +152,50 @@ def _demo_group(session: Session, org: Organisation, participants: list[Person],
         now=now,
     )
     session.flush()
+    _demo_certificate(session, org, programme, mentors, now)
+
+
+DEMO_GRADUATE = ("Åse Ødegård-Bjørnæs", "ase.odegard@demo.invalid")
+
+
+def _demo_certificate(
+    session: Session, org: Organisation, programme: Programme, mentors: list[Person], now: datetime
+) -> None:
+    """Last spring's group: a participant who did everything, with her course certificate (and the demo mentor's,
+    who led that group's sessions), so the certificate pages and /verify have something to show."""
+    from kurspakke.certificates import services as certificates
+    from kurspakke.groups import services as groups
+    from kurspakke.licences.seating import PersonInput, assign_person
+    from kurspakke.meetings.services import Mark, Plan, record_attendance, schedule
+    from kurspakke.progress.models import SOURCE_CANVAS_SYNC, ModuleCompletion
+
+    if not mentors:
+        return
+    leader = mentors[0]
+    seat = assign_person(session, org, programme, PersonInput(*DEMO_GRADUATE, "Hjemmetjenesten"), actor="demo")
+    group = groups.create_group(session, org, programme.id, "Gruppe våren", actor="demo")
+    groups.add_members(session, group, [seat], actor="demo")
+    for mentor in mentors:
+        groups.add_mentor(session, group, mentor, actor="demo")
+    start = now - timedelta(days=200)
+    for n, module in enumerate(programme.modules):
+        session.add(
+            ModuleCompletion(
+                person_id=seat.person_id,
+                programme_id=programme.id,
+                module_id=module.id,
+                completed_at=start + timedelta(days=21 * n + 20),
+                score=1.0,
+                source=SOURCE_CANVAS_SYNC,
+            )
+        )
+    for n, required in enumerate(s for s in programme.sessions if s.required):
+        when = start + timedelta(days=21 * n + 1)
+        plan = Plan(when, 90, "physical", place="Møterom 2, Rådhuset")
+        meeting = schedule(session, programme, required.id, plan, group=group, actor="demo", now=when)
+        record_attendance(session, meeting, [Mark(seat, True)], recorder=leader, actor="demo", now=when)
+    session.flush()
+    certificates.evaluate(session, programme, [seat.person_id, leader.id], actor="demo")
 
 
 def _demo_licences(

@@ -245,6 +245,12 @@ def test_a_fresh_development_instance_makes_its_own_secret_key_and_database(tmp_
         assert s.scalar(select(func.count()).select_from(ToolKey).where(ToolKey.retired_at.is_(None))) == 1
         regs = s.scalars(select(Registration)).all()
         assert [(r.issuer, len(r.deployments)) for r in regs] == [("http://127.0.0.1:5001", 1)]
+        # Last spring's graduate and her mentor hold certificates (once, however often the demo is loaded).
+        from kurspakke.models import Certificate
+
+        holders = {role.value: name for name, role in s.execute(select(Certificate.name, Certificate.role))}
+        assert len(holders) == 2 and holders["participant"] == "Åse Ødegård-Bjørnæs"
+        assert s.scalar(select(func.count(Certificate.id))) == 2
     engine.dispose()
     again = _dev_run(instance, "demo")
     assert again.returncode == 0 and (instance / "secret_key").read_text().strip() == secret  # kept, not remade
