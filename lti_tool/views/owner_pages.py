@@ -686,4 +686,4 @@ def submit_order() -> ResponseReturnValue:
 __all__ = ["bp", "business_launch", "order_bp"]
 
 # Further pages of this blueprint live in their own modules; importing them registers their routes.
-from lti_tool.views import owner_progress, owner_quizzes, owner_sessions  # noqa: E402, F401
+from lti_tool.views import owner_certificates, owner_progress, owner_quizzes, owner_sessions  # noqa: E402, F401
