@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import partial
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,6 +18,7 @@ from course_sync.provisioning import StepContext, client_factory
 from course_sync.reconcile import digest_job, reconcile_job
 from course_sync.steps import step_kinds
 from course_sync.worker import PeriodicJobSpec, Worker, WorkerOptions
+from kurspakke.certificates.archive import EXPORTS_FOLDER, purge_archives
 from kurspakke.crypto import Encryptor
 from kurspakke.db import transaction
 from kurspakke.mail import send_mail
@@ -42,9 +44,13 @@ def daily_after(hour: int) -> Any:
     return period
 
 
-def purge_expired_state(ctx: StepContext) -> dict[str, Any]:
+def purge_expired_state(ctx: StepContext, exports: Path | None = None) -> dict[str, Any]:
+    """Expired launch state and shared values; with ``exports``, certificate archives past their download time."""
     with transaction(ctx.sessions) as session:
-        return {"purged": DatabaseStateStore(session).purge_expired()}
+        report: dict[str, Any] = {"purged": DatabaseStateStore(session).purge_expired()}
+    if exports is not None:
+        report["archives"] = purge_archives(exports)
+    return report
 
 
 def options_from(settings: Settings) -> WorkerOptions:
@@ -57,12 +63,12 @@ def options_from(settings: Settings) -> WorkerOptions:
     )
 
 
-def periodic_jobs(send: Any = None) -> tuple[PeriodicJobSpec, ...]:
+def periodic_jobs(send: Any = None, exports: Path | None = None) -> tuple[PeriodicJobSpec, ...]:
     """The purge of expired launch state (hourly), reconciliation with seat expiry (nightly, from 02:00 Oslo time),
     the certificate sweep (nightly, from 03:00), the digest of parked steps (daily, from 07:00) and the quiz progress
     sync (every 10 minutes)."""
     return (
-        PeriodicJobSpec("purge_expired_state", hourly, purge_expired_state),
+        PeriodicJobSpec("purge_expired_state", hourly, partial(purge_expired_state, exports=exports)),
         PeriodicJobSpec("reconcile_enrolments", daily_after(2), reconcile_job),
         PeriodicJobSpec("certificate_sweep", daily_after(3), sweep_job),
         PeriodicJobSpec("parked_digest", daily_after(7), digest_job),
@@ -104,7 +110,7 @@ def make_workers(
     )
     send = partial(send_mail, settings)
     kinds = step_kinds(send, base_url=settings.base_url, connector_for=connectors(settings, sessions, encryptor))
-    jobs = periodic_jobs()
+    jobs = periodic_jobs(exports=settings.instance_path / EXPORTS_FOLDER)
     return [
         Worker(sessions, clients, kinds, options_from(settings), jobs=jobs)
         for _ in range(count or settings.worker_threads)

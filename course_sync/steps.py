@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from course_sync.certificate_archive import CERTIFICATE_ARCHIVE, build_archive
 from course_sync.certificate_steps import CertificateSteps, ConnectorFor
 from course_sync.group_sync import group_step_kinds
 from course_sync.notify import send_welcome
@@ -84,6 +85,7 @@ def step_kinds(
         **group_step_kinds(),  # group.sync (group set "Mentorgrupper"), meeting.sync (calendar events)
         # certificate.evaluate, certificate.notify (e-mail), certificate.ags (Canvas's gradebook)
         **CertificateSteps(send, base_url, connector_for).kinds(),
+        CERTIFICATE_ARCHIVE: StepKind(build_archive),  # the licence administrator's large ZIP of certificates
     }
 
 

@@ -542,4 +542,4 @@ def _removed_self(pool: Pool) -> ResponseReturnValue:
 
 
 # Further pages of this blueprint live in their own modules; importing them registers their routes.
-from lti_tool.views import licence_admin_groups, licence_admin_progress  # noqa: E402, F401
+from lti_tool.views import licence_admin_certificates, licence_admin_groups, licence_admin_progress  # noqa: E402, F401

@@ -136,3 +136,23 @@ def test_the_course_owner_finds_and_opens_a_certificate(
     tool.get_by_role("link", name=name, exact=True).click()
     expect(tool.locator("h1")).to_contain_text(name)
     _no_violations(tool_frame(page), axe_source, "one certificate with its history and forms")
+
+
+def test_the_licence_administrator_sees_the_organisations_certificates(
+    page: Page, live: LiveStack, kari_certificate: str, axe_source: str
+) -> None:
+    page.goto(live.sim_url + "/")
+    page.get_by_role("button", name="Start som lisensadministrator", exact=True).click()
+    tool = page.frame_locator(TOOL_FRAME)
+    expect(tool.locator("h1")).to_have_text("Lisenser")
+    page.wait_for_load_state()
+    tool.get_by_role("link", name=ORGANISATION, exact=True).first.click()
+    expect(tool.locator("body")).to_have_attribute("data-canonical-url", re.compile(r"^/admin/"))
+    tool.get_by_role("link", name="Kursbevis", exact=True).first.click()
+    expect(tool.locator("h1")).to_have_text("Kursbevis")
+    expect(tool.locator("table")).to_contain_text(format_code(kari_certificate))
+    _no_violations(tool_frame(page), axe_source, "the licence administrator's certificates")
+
+    with page.expect_download() as download:
+        tool.get_by_role("button", name="Last ned alle som ZIP").click()
+    assert download.value.suggested_filename.endswith(".zip")

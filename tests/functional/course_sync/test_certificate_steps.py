@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -175,3 +176,25 @@ def test_a_step_naming_no_people_or_an_unknown_programme_is_parked(
     assert worker() == 3  # parked
     with session_factory() as s:
         assert s.scalar(select(func.count(Certificate.id))) == 0
+
+
+def test_the_hourly_purge_removes_archives_past_their_download_time(
+    session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    import os
+    import time
+
+    from course_sync.runtime import periodic_jobs
+    from kurspakke.certificates.archive import ARCHIVE_PREFIX, ARCHIVE_SUFFIX
+
+    old, new = (tmp_path / f"{ARCHIVE_PREFIX}{name}{ARCHIVE_SUFFIX}" for name in ("old", "new"))
+    for path in (old, new):
+        path.write_bytes(b"PK")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(old, (two_days_ago, two_days_ago))
+    job = next(j for j in periodic_jobs(exports=tmp_path) if j.name == "purge_expired_state")
+    worker = Worker(session_factory, lambda _instance: None, {}, FAST)
+
+    report = job.run(worker._context(None))
+
+    assert report["archives"] == 1 and not old.exists() and new.exists()

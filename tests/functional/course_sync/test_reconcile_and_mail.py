@@ -111,7 +111,12 @@ def test_reconciliation_repairs_removals_reports_hand_enrolments_and_runs_once_a
     rest.set_last_activity(int(seats[1].canvas_enrollment_id), datetime.now(UTC))
 
     other = make_worker(session_factory, encryptor, smtp_server)
-    assert list(worker.run_jobs(NIGHT)) == ["purge_expired_state", "reconcile_enrolments", "progress_sync"]
+    assert list(worker.run_jobs(NIGHT)) == [
+        "purge_expired_state",
+        "reconcile_enrolments",
+        "certificate_sweep",
+        "progress_sync",
+    ]
     assert "reconcile_enrolments" not in other.run_jobs(NIGHT + timedelta(hours=1))  # once per night
     with session_factory() as session:
         report = session.get(PeriodicJob, "reconcile_enrolments").last_report
