@@ -156,3 +156,28 @@ def test_the_licence_administrator_sees_the_organisations_certificates(
     with page.expect_download() as download:
         tool.get_by_role("button", name="Last ned alle som ZIP").click()
     assert download.value.suggested_filename.endswith(".zip")
+
+
+def test_a_large_zip_shows_its_progress_page(
+    page: Page, live: LiveStack, kari_certificate: str, axe_source: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lti_tool.views import licence_admin_certificates
+
+    monkeypatch.setattr(licence_admin_certificates, "DIRECT_ARCHIVE_MAX", 0)  # one certificate is "large" here
+    page.goto(live.sim_url + "/")
+    page.get_by_role("button", name="Start som lisensadministrator", exact=True).click()
+    tool = page.frame_locator(TOOL_FRAME)
+    expect(tool.locator("h1")).to_have_text("Lisenser")
+    page.wait_for_load_state()
+    tool.get_by_role("link", name=ORGANISATION, exact=True).first.click()
+    expect(tool.locator("body")).to_have_attribute("data-canonical-url", re.compile(r"^/admin/"))
+    tool.get_by_role("link", name="Kursbevis", exact=True).first.click()
+    tool.get_by_role("button", name="Last ned alle som ZIP").click()
+    expect(tool.locator("h1")).to_have_text("Alle kursbevis som ZIP")
+    expect(tool.locator("#archive-message")).not_to_be_empty()
+    _no_violations(tool_frame(page), axe_source, "the ZIP's progress page")
+    factory = live.tool_app.extensions["kurspakke"].session_factory
+    with transaction(factory) as s:  # the worker does not run here: its step goes with the test
+        from kurspakke.outbox.models import OutboxStep
+
+        s.execute(delete(OutboxStep).where(OutboxStep.kind == "certificate.archive"))
