@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -142,7 +142,8 @@ def record_ags_endpoint(
             row.ags_lineitem_url = None  # another course's (a copied course): the worker looks for it again
         row.ags_lineitems_url, row.ags_scopes, row.ags_registration_id = wanted[0], list(wanted[1]), wanted[2]
         session.flush()
-    cache.forget(link.platform_instance, link.context_id)
+    # The cached link now carries them, so the next launch neither writes nor reads the link again.
+    cache.put(replace(link, ags=wanted))
 
 
 class CourseLinkCache:
@@ -177,8 +178,8 @@ class CourseLinkCache:
         self._entries[key] = (time.monotonic(), info)
         return info
 
-    def forget(self, platform_instance: str, context_id: str) -> None:
-        self._entries.pop((platform_instance, context_id), None)
+    def put(self, info: CourseLinkInfo) -> None:
+        self._entries[(info.platform_instance, info.context_id)] = (time.monotonic(), info)
 
 
 def link_course(

@@ -11,11 +11,12 @@ from flask.typing import ResponseReturnValue
 
 from kurspakke.certificates.codes import format_code
 from kurspakke.certificates.documents import badge_filename, document_of, ensure_badge, pdf_filename, verify_url
-from kurspakke.certificates.eligibility import Standing, standings
+from kurspakke.certificates.eligibility import Standing, mentor_standings
 from kurspakke.certificates.models import Certificate, CertificateRole
 from kurspakke.certificates.pdf import render_pdf
 from kurspakke.certificates.services import current
 from kurspakke.programmes import Programme
+from kurspakke.progress.overview import ParticipantRule, PersonProgress
 from lti_tool.lti.errors import LtiRefusal
 from lti_tool.services import commit, db, services
 from lti_tool.views import bp
@@ -40,7 +41,11 @@ class OwnCertificate:
         return self.certificate is not None and self.certificate.valid
 
 
-def own_certificate(ctx: LaunchContext) -> OwnCertificate:
+def own_certificate(
+    ctx: LaunchContext, progress: PersonProgress | None = None, *, mentor: bool = False
+) -> OwnCertificate:
+    """The holder's certificate, or what remains for it: for a participant page from the progress it already read
+    (``progress``: no second read of the same rows), for a mentor page by the mentor rule."""
     programme = ctx.programme
     if ctx.person is None or programme is None or programme.certificate is None:
         return OwnCertificate(offered=False)
@@ -49,10 +54,24 @@ def own_certificate(ctx: LaunchContext) -> OwnCertificate:
     if cert is not None:
         base = services().settings.base_url
         return OwnCertificate(cert, format_code(cert.code), verify_url(base, cert.code))
-    standing = standings(session, programme, [ctx.person.id]).get(ctx.person.id)
-    if standing is None:
+    if mentor:
+        standing = mentor_standings(session, programme, [ctx.person.id]).get(ctx.person.id)
+        return _remaining(programme, standing) if standing is not None else OwnCertificate(offered=False)
+    if progress is None:
         return OwnCertificate(offered=False)
-    return _remaining(programme, standing)
+    rule = ParticipantRule(programme)
+    return _remaining(
+        programme,
+        Standing(
+            person_id=progress.person_id,
+            role=CertificateRole.PARTICIPANT,
+            name=progress.name,
+            organisation_id=progress.organisation_id,
+            organisation=progress.organisation,
+            missing_modules=rule.missing_modules(progress),
+            missing_sessions=rule.missing_sessions(progress),
+        ),
+    )
 
 
 def _remaining(programme: Programme, standing: Standing) -> OwnCertificate:
@@ -61,7 +80,7 @@ def _remaining(programme: Programme, standing: Standing) -> OwnCertificate:
     return OwnCertificate(
         remaining_modules=[modules[m] for m in standing.missing_modules if m in modules],
         remaining_sessions=[sessions[k] for k in standing.missing_sessions if k in sessions],
-        earned=standing.eligible,
+        earned=not standing.missing_modules and not standing.missing_sessions,
         mentor=standing.role is CertificateRole.MENTOR,
     )
 

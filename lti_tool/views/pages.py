@@ -24,8 +24,8 @@ def render_view(ctx: LaunchContext, view: str) -> str:
     if view == "participant":
         return render_template(
             "views/participant.html",
-            page=participant_page(ctx),
-            own=own_certificate(ctx),
+            page=(page := participant_page(ctx)),
+            own=own_certificate(ctx, page.progress),
             symbols=SYMBOLS,
             labels=cell_labels(),
             **common,
@@ -34,7 +34,7 @@ def render_view(ctx: LaunchContext, view: str) -> str:
         return render_template(
             "views/mentor.html",
             groups=mentor_groups(ctx),
-            own=own_certificate(ctx),
+            own=own_certificate(ctx, mentor=True),
             symbols=SYMBOLS,
             labels=cell_labels(),
             **common,

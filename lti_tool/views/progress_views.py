@@ -309,7 +309,9 @@ def cell_labels() -> dict[str, str]:
 def _overview(ctx: LaunchContext, *, notice: str | None = None) -> ResponseReturnValue:
     from lti_tool.views.certificate_views import own_certificate
 
-    return _render("views/mentor.html", ctx, groups=mentor_groups(ctx), notice=notice, own=own_certificate(ctx))
+    return _render(
+        "views/mentor.html", ctx, groups=mentor_groups(ctx), notice=notice, own=own_certificate(ctx, mentor=True)
+    )
 
 
 # --- scheduling --------------------------------------------------------------------------------------------------

@@ -514,7 +514,10 @@ def test_an_event_makes_the_worker_read_canvas_now_and_record_the_completion(app
         assert resp.status_code == 202 and resp.get_json()["status"] == "queued"
         assert worker(factory, encryptor).run_until_idle(max_seconds=30) == 0
 
-    step = db_session.scalars(select(OutboxStep)).one()
+    step = db_session.scalars(select(OutboxStep).where(OutboxStep.kind == PROGRESS_SYNC)).one()
     assert step.status is StepStatus.DONE
     done = db_session.scalars(select(ModuleCompletion)).one()
+    # The new completion asked for a certificate evaluation (not yet eligible: nothing issued).
+    evaluated = db_session.scalars(select(OutboxStep).where(OutboxStep.kind == "certificate.evaluate")).one()
+    assert evaluated.payload["person_ids"] == [person_id] and evaluated.status is StepStatus.DONE
     assert (done.person_id, done.programme_id, done.module_id) == (person_id, PROGRAMME, "emne-1")
