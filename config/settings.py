@@ -56,6 +56,9 @@ class Settings:
     encryption_key: str | None = None
     redis_url: str | None = None
     smtp_url: str | None = None
+    # The proxies in front of the tool (gunicorn's FORWARDED_ALLOW_IPS, the same variable): a request from one of
+    # them is counted by the client address it puts last in X-Forwarded-For (the verification page's throttle).
+    forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1",)
     # The sender of the tool's e-mail (kurspakke/mail.py); SMTP_URL says where it goes. The default's .invalid
     # domain (RFC 2606) is for development's console; production sets its own.
     mail_from: str = "kurspakke@kurspakke.invalid"
@@ -139,6 +142,9 @@ class Settings:
             "encryption_key": env_map.get("KURSPAKKE_ENCRYPTION_KEY", "").strip() or None,
             "redis_url": env_map.get("REDIS_URL") or None,
             "smtp_url": env_map.get("SMTP_URL") or None,
+            "forwarded_allow_ips": tuple(
+                ip.strip() for ip in env_map.get("FORWARDED_ALLOW_IPS", "127.0.0.1").split(",") if ip.strip()
+            ),
             "mail_from": env_map.get("KURSPAKKE_MAIL_FROM", "").strip() or cls.mail_from,
             "webhook_secret": env_map.get("KURSPAKKE_WEBHOOK_SECRET") or None,
             "canvas_api_url": env_map.get("CANVAS_API_URL") or None,

@@ -43,7 +43,15 @@ def _limiter() -> RateLimiter:
 
 
 def _client() -> str:
-    return request.remote_addr or "unknown"
+    """The address a lookup is counted by: the peer's, or — when the peer is a proxy the settings trust — the
+    address that proxy saw (the last one in X-Forwarded-For: anything before it the client could have written)."""
+    peer = request.remote_addr or "unknown"
+    trusted = services().settings.forwarded_allow_ips
+    if "*" in trusted or peer in trusted:
+        hops = [h.strip() for h in ",".join(request.headers.getlist("X-Forwarded-For")).split(",") if h.strip()]
+        if hops:
+            return hops[-1][:64]
+    return peer
 
 
 def _wants_json() -> bool:

@@ -263,3 +263,25 @@ def test_a_launch_keeps_the_courses_ags_endpoint_for_the_worker(
         assert link.ags_lineitems_url == f"{sim.config.base}/api/lti/courses/{sim.config.course_id}/line_items"
         assert "https://purl.imsglobal.org/spec/lti-ags/scope/score" in link.ags_scopes
         assert link.ags_registration_id is not None
+
+
+def test_behind_a_trusted_proxy_the_forwarded_address_is_counted_and_a_client_cannot_choose_its_own(
+    app: Flask, client: FlaskClient, world: dict[str, Any]
+) -> None:
+    def guess(n: int, peer: str, forwarded: str) -> int:
+        resp = client.get(
+            f"/verify/{n:014d}",
+            headers={"Accept": "application/json", "X-Forwarded-For": forwarded},
+            base_url=TOOL,
+            environ_base={"REMOTE_ADDR": peer},
+        )
+        return resp.status_code
+
+    # Through the proxy (127.0.0.1, trusted by default): the last forwarded hop is the client; what the client put
+    # before it (a spoofed first entry) changes nothing.
+    assert [guess(n, "127.0.0.1", f"10.0.0.{n}, 198.51.100.5") for n in range(10)] == [404] * 10
+    assert guess(99, "127.0.0.1", "10.9.9.9, 198.51.100.5") == 429
+    assert guess(99, "127.0.0.1", "198.51.100.6") == 404  # another client behind the same proxy
+    # Straight from an untrusted peer, a forwarded header is ignored: varying it does not dodge the throttle.
+    assert [guess(n, "203.0.113.50", f"192.0.2.{n}") for n in range(10)] == [404] * 10
+    assert guess(99, "203.0.113.50", "192.0.2.200") == 429
