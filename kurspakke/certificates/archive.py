@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kurspakke.certificates.codes import format_code
 from kurspakke.certificates.documents import document_of
-from kurspakke.certificates.models import Certificate
+from kurspakke.certificates.models import Certificate, CertificateRole
 from kurspakke.certificates.pdf import render_pdf
 from kurspakke.licences.seating import neutralise
 from kurspakke.models.base import utcnow
@@ -215,6 +215,22 @@ def organisation_certificates(session: Session, organisation_id: int, programme_
         )
     ).all()
     return sorted(certs, key=sort_key)
+
+
+def valid_participant_certificates(session: Session, organisation_id: int, programme_id: str) -> int:
+    """How many of the organisation's participants hold a valid certificate (the progress page's count)."""
+    return (
+        session.scalar(
+            select(func.count(Certificate.id)).where(
+                Certificate.organisation_id == organisation_id,
+                Certificate.programme_id == programme_id,
+                Certificate.role == CertificateRole.PARTICIPANT,
+                Certificate.revoked_at.is_(None),
+                Certificate.superseded_at.is_(None),
+            )
+        )
+        or 0
+    )
 
 
 def archive_filename(orgnr: str, programme_id: str) -> str:

@@ -15,6 +15,7 @@ from flask import Response, current_app
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
+from kurspakke.certificates.archive import valid_participant_certificates
 from kurspakke.programmes import Programme
 from kurspakke.progress.export import export_csv
 from kurspakke.progress.overview import Funnel, group_summaries
@@ -150,6 +151,7 @@ def progress(org_id: int, programme_id: str) -> ResponseReturnValue:
         groups=group_summaries(session, pool.programme, [org_id]),
         behind=counted.behind,
         modules_total=len(pool.programme.modules),
+        certified=valid_participant_certificates(session, org_id, pool.programme.id),
     )
 
 

@@ -387,3 +387,11 @@ def test_nothing_valid_to_zip_is_said_on_the_page(client, app, token, world, db_
     assert resp.status_code == 409
     assert say(app, "There are no valid certificates to download yet.") in text_of(resp)
     assert archive_steps(db_session) == []
+
+
+def test_the_progress_page_counts_the_participants_valid_certificates(client, token, world):
+    resp = open_page(client, world.path("progress"), token)
+    assert resp.status_code == 200, text_of(resp)
+    counted = soup_of(resp).find("dd", attrs={"data-count": "certified"})
+    # Åse and Per P. Pleier: Ola's was revoked, Per's first replaced, Mona's is a mentor's, Bjørn is in Bergen.
+    assert counted is not None and counted.get_text().strip() == "2"
