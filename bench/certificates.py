@@ -38,7 +38,6 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import insert  # noqa: E402
 
-import kurspakke.models  # noqa: E402, F401 - the tables first (the domain packages' models import it)
 from bench._database import Database  # noqa: E402
 from kurspakke.certificates.archive import organisation_certificates, write_archive  # noqa: E402
 from kurspakke.certificates.codes import format_code, new_code  # noqa: E402
