@@ -3,6 +3,7 @@ import the web app (lti_tool) and the simulator, and only inside the commands th
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -324,6 +325,9 @@ def serve(host: str, port: int, with_simulator: bool | None) -> None:
         runner = make_worker(settings, _sessions(settings), _encryptor(settings))
         threading.Thread(target=runner.run_forever, daemon=True, name="outbox-worker").start()
     click.echo(f"kurspakke: {settings.base_url}/")
+    # The tool logs each request itself (method, path, status, time; never the query string, which may carry a
+    # token): werkzeug's own access line would log every request a second time, query string included.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     run_simple(host, port, app, threaded=True, use_reloader=False)
 
 

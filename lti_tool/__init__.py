@@ -86,6 +86,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from lti_tool.views.live_events import bp as live_events_bp
     from lti_tool.views.owner_pages import bp as owner_pages_bp
     from lti_tool.views.owner_pages import order_bp
+    from lti_tool.views.public import bp as public_bp
     from lti_tool.views.signin import bp as signin_bp
     from lti_tool.views.verify import bp as verify_bp
 
@@ -99,6 +100,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(owner_pages_bp)
     app.register_blueprint(order_bp)
     app.register_blueprint(verify_bp)
+    app.register_blueprint(public_bp)
     return app
 
 

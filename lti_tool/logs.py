@@ -35,13 +35,27 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+class PlainFormatter(logging.Formatter):
+    """One readable line for development's console: the message and its fields (``request GET /app/ 200 12.3ms``).
+    Without the fields a request line said only "request"."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"{record.levelname} {record.name} {record.getMessage()}"
+        fields = getattr(record, "fields", {})
+        if fields:
+            line += " " + " ".join(f"{key}={value}" for key, value in fields.items())
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
 def configure(json_lines: bool, level: int = logging.INFO) -> None:
     root = logging.getLogger("kurspakke")
     if any(getattr(h, "_kurspakke", False) for h in root.handlers):
         return
     handler = logging.StreamHandler(sys.stderr)
     handler._kurspakke = True  # type: ignore[attr-defined]
-    handler.setFormatter(JsonFormatter() if json_lines else logging.Formatter("%(levelname)s %(name)s %(message)s"))
+    handler.setFormatter(JsonFormatter() if json_lines else PlainFormatter())
     root.addHandler(handler)
     root.setLevel(level)
     root.propagate = False
