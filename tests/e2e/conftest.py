@@ -112,6 +112,7 @@ class LiveStack:
     sim: SimPlatform = field(repr=False)
     tool_app: Flask = field(repr=False)
     tool_recorder: LateApp = field(repr=False)
+    sim_app: Flask | None = field(default=None, repr=False)  # its REST half: canvas_sim.rest.rest_of(sim_app)
 
 
 def _start(server: BaseWSGIServer, stack: ExitStack) -> None:
@@ -192,7 +193,14 @@ def _live_stack(tmp: Path, *, canvas_layout: bool) -> Iterator[LiveStack]:
         _start(tool_server, stack)
         if canvas_layout:
             _start(sso_server, stack)
-        yield LiveStack(sim_url=sim_url, tool_url=tool_url, sim=sim, tool_app=tool_app, tool_recorder=tool_wsgi)
+        yield LiveStack(
+            sim_url=sim_url,
+            tool_url=tool_url,
+            sim=sim,
+            tool_app=tool_app,
+            tool_recorder=tool_wsgi,
+            sim_app=sim_wsgi.app,  # type: ignore[arg-type]
+        )
 
 
 @pytest.fixture(scope="session")
