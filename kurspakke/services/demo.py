@@ -14,6 +14,8 @@ from kurspakke.models import (
     CanvasInstance,
     CourseLink,
     IdentityKind,
+    Meeting,
+    MentorGroup,
     OrderSource,
     Organisation,
     Person,
@@ -133,7 +135,7 @@ def _demo_group(session: Session, org: Organisation, participants: list[Person],
     for mentor in mentors:
         groups.add_mentor(session, group, mentor, actor="demo")
     now = utcnow().replace(minute=0, second=0, microsecond=0)
-    schedule(
+    held = schedule(
         session,
         programme,
         "samling-1",
@@ -152,7 +154,54 @@ def _demo_group(session: Session, org: Organisation, participants: list[Person],
         now=now,
     )
     session.flush()
+    _demo_stages(session, org, programme, group, held, mentors, now)
     _demo_certificate(session, org, programme, mentors, now)
+
+
+# Colleagues of the demo participant at different stages: one module done, two, and one who has done nothing yet
+# (behind the programme's pace), so the mentor's matrix and the administrator's funnel have something to show.
+DEMO_COLLEAGUES = (
+    ("Sindre Vik", "sindre.vik@demo.invalid", "Hjemmetjenesten", 1),
+    ("Maria Haugen", "maria.haugen@demo.invalid", "Sykehjemmet", 2),
+    ("Jonas Berg", "jonas.berg@demo.invalid", "Sykehjemmet", 0),
+)
+
+
+def _demo_stages(
+    session: Session,
+    org: Organisation,
+    programme: Programme,
+    group: MentorGroup,
+    held: Meeting,
+    mentors: list[Person],
+    now: datetime,
+) -> None:
+    from kurspakke.groups import services as groups
+    from kurspakke.licences.seating import PersonInput, assign_person
+    from kurspakke.meetings.services import Mark, record_attendance
+    from kurspakke.progress.models import SOURCE_CANVAS_SYNC, ModuleCompletion
+
+    seats = []
+    for name, email, workplace, done in DEMO_COLLEAGUES:
+        seat = assign_person(session, org, programme, PersonInput(name, email, workplace), actor="demo")
+        seat.assigned_at = now - timedelta(days=70)  # ten weeks in: behind unless two modules are done
+        seats.append(seat)
+        for n, module in enumerate(programme.modules[:done]):
+            session.add(
+                ModuleCompletion(
+                    person_id=seat.person_id,
+                    programme_id=programme.id,
+                    module_id=module.id,
+                    completed_at=now - timedelta(days=40 - 14 * n),
+                    score=1.0,
+                    source=SOURCE_CANVAS_SYNC,
+                )
+            )
+    groups.add_members(session, group, seats, actor="demo")
+    if mentors:
+        marks = [Mark(seat, done > 0) for seat, (_, _, _, done) in zip(seats, DEMO_COLLEAGUES, strict=True)]
+        record_attendance(session, held, marks, recorder=mentors[0], actor="demo", now=now)
+    session.flush()
 
 
 DEMO_GRADUATE = ("Åse Ødegård-Bjørnæs", "ase.odegard@demo.invalid")

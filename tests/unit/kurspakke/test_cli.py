@@ -251,6 +251,13 @@ def test_a_fresh_development_instance_makes_its_own_secret_key_and_database(tmp_
         holders = {role.value: name for name, role in s.execute(select(Certificate.name, Certificate.role))}
         assert len(holders) == 2 and holders["participant"] == "Åse Ødegård-Bjørnæs"
         assert s.scalar(select(func.count(Certificate.id))) == 2
+        # Colleagues at different stages: one module, two, none (and Åse with all four).
+        from kurspakke.models import ModuleCompletion
+
+        done = dict(
+            s.execute(select(ModuleCompletion.person_id, func.count()).group_by(ModuleCompletion.person_id)).all()
+        )
+        assert sorted(done.values()) == [1, 2, 4]
     engine.dispose()
     again = _dev_run(instance, "demo")
     assert again.returncode == 0 and (instance / "secret_key").read_text().strip() == secret  # kept, not remade
