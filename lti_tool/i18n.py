@@ -1,4 +1,5 @@
-"""Translation catalogue: gettext .po files under lti_tool/translations, Norwegian Bokmål by default.
+"""Translation catalogue: gettext .po files under lti_tool/translations, Norwegian Bokmål by default, Norwegian
+Nynorsk and English.
 
 Message ids are English. The .po files are compiled in memory at start-up (no build step, no binary .mo in git).
 """
@@ -19,7 +20,7 @@ from markupsafe import Markup
 from kurspakke.notices import compile_catalogue
 
 TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
-LOCALES = ("nb", "en")
+LOCALES = ("nb", "nn", "en")
 DEFAULT_LOCALE = "nb"
 OSLO = ZoneInfo("Europe/Oslo")
 
@@ -28,10 +29,17 @@ def load_catalogues(directory: Path = TRANSLATIONS_DIR) -> dict[str, NullTransla
     return {locale: compile_catalogue(directory, locale) for locale in LOCALES}
 
 
+NYNORSK_TAGS = frozenset({"nn", "nno", "no-nyn"})
+
+
 def pick_locale(value: str | None) -> str:
-    """A platform or browser locale (nb, nb-NO, no, nn, en-GB, ...) to one of ours; Bokmål unless English."""
-    if value and value.strip().lower()[:2] == "en":
+    """A platform or browser locale (nb, nb-NO, no, nn, nn-NO, en-GB, ...) to one of ours: English for en*,
+    Nynorsk for nn, nno and nn-*, Bokmål for everything else (nb, no, nb-NO and anything unknown)."""
+    tag = (value or "").strip().lower().replace("_", "-")
+    if tag[:2] == "en":
         return "en"
+    if tag in NYNORSK_TAGS or tag.split("-")[0] in NYNORSK_TAGS:
+        return "nn"
     return DEFAULT_LOCALE
 
 

@@ -216,6 +216,17 @@ def test_an_english_canvas_gets_english_pages_after_the_launch_too(driver, linke
     assert h1(again) == "My progress"
 
 
+def test_a_nynorsk_canvas_gets_nynorsk_pages_after_the_launch_too(driver, linked, client, sim):
+    sim.config.locale = "nn-NO"
+    resp = driver.launch("deltaker")
+    assert resp.status_code == 200
+    page = BeautifulSoup(resp.get_data(as_text=True), "html.parser")
+    assert page.html["lang"] == "nn" and h1(resp) == "Min framdrift"
+    again = open_page(client, "/app/participant", launch_token(resp.get_data(as_text=True)))
+    assert BeautifulSoup(again.get_data(as_text=True), "html.parser").html["lang"] == "nn"
+    assert h1(again) == "Min framdrift"
+
+
 def test_the_launch_token_lives_a_working_day(driver, linked, app, db_session):
     from datetime import timedelta
 
