@@ -41,10 +41,15 @@ def _register_pages(app: Flask, platform: SimPlatform) -> None:
 
     @app.get("/")
     def index() -> str:
+        # ?locale= is the language form's answer without script; with script the page keeps its forms in step.
+        locale = request.args.get("locale", "")
         return render_template(
             "index.html",
             cfg=cfg,
             users=cfg.users,
+            links=platform.course_links(),
+            locales=cfg.launch_locales,
+            locale=locale if locale in cfg.launch_locales else cfg.locale,
             tool_origin=cfg.tool_origin,
             forwarder_origin=origin_of(cfg.auth_base) if cfg.forwarding_frame else "",
         )
@@ -59,8 +64,17 @@ def _register_pages(app: Flask, platform: SimPlatform) -> None:
         user_key = request.args.get("user", "")
         message_type = request.args.get("message_type") or c.RESOURCE_LINK_REQUEST
         custom = {"kurspakke_view": request.args["view"]} if request.args.get("view") else None
+        locale = request.args.get("locale") or None
+        link_id = request.args.get("link") or None
+        link = platform.placed_link(link_id) if link_id else None
+        if link_id and link is None:
+            return render_template("error.html", message=f"ukjent lenke i emnet: {link_id!r}"), 400
+        if locale is not None and locale not in cfg.launch_locales:
+            return render_template("error.html", message=f"ukjent språk (locale): {locale!r}"), 400
         try:
-            params = platform.login_initiation_params(user_key, message_type=message_type, custom=custom)
+            params = platform.login_initiation_params(
+                user_key, message_type=message_type, custom=custom, link=link, locale=locale
+            )
         except SimAuthError as exc:
             return render_template("error.html", message=exc.message), 400
         return render_template(
@@ -92,6 +106,7 @@ def _register_pages(app: Flask, platform: SimPlatform) -> None:
         return render_template(
             "deep_linking_done.html",
             titles=titles,
+            placed=any(i.get("type") == "ltiResourceLink" for i in items),
             msg=payload.get(c.DL_MSG),
             errormsg=payload.get(c.DL_ERRORMSG),
         )

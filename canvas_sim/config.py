@@ -14,6 +14,9 @@ JwksFetcher = Callable[[str], dict[str, Any]]
 
 FORWARDING_FRAME = "post_message_forwarding"
 
+# The launch languages the course page offers (Canvas locale codes → the name shown), in the page's order.
+LAUNCH_LOCALES: dict[str, str] = {"nb": "Bokmål", "nn": "Nynorsk", "en": "English"}
+
 
 @dataclass
 class SimConfig:
@@ -100,6 +103,13 @@ class SimConfig:
             if o and o not in seen:
                 seen.append(o)
         return seen
+
+    @property
+    def launch_locales(self) -> dict[str, str]:
+        """The languages a launch from the course page may carry: LAUNCH_LOCALES, and the configured default."""
+        if self.locale in LAUNCH_LOCALES:
+            return dict(LAUNCH_LOCALES)
+        return {self.locale: self.locale, **LAUNCH_LOCALES}
 
     def user(self, key: str) -> SimUser | None:
         for u in self.users:

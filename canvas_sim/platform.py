@@ -7,10 +7,14 @@ platform directly (craft tokens, inspect what the tool sent back).
 from __future__ import annotations
 
 import enum
+import json
+import re
 import secrets
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import jwt
@@ -18,7 +22,7 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from canvas_sim import claims as c
-from canvas_sim.config import SimConfig
+from canvas_sim.config import SimConfig, origin_of
 from canvas_sim.errors import SimAuthError
 from canvas_sim.keys import load_or_generate, public_jwk
 from canvas_sim.users import SimUser
@@ -30,6 +34,9 @@ _DL_DATA_AUD = "canvas_sim:deep_linking_data"
 _HINT_TTL = 600
 _LEEWAY = 60
 ACCESS_TOKEN_TTL = 3600
+DEFAULT_RESOURCE_LINK_ID = "sim-link-1"
+# A BCP 47 language tag as Canvas's locales look (nb, nn, en, en-GB, nb-x-k12).
+_LOCALE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
 
 
 class _Default(enum.Enum):
@@ -37,6 +44,18 @@ class _Default(enum.Enum):
 
 
 PLATFORM_KID = _Default.KID
+
+
+@dataclass(frozen=True)
+class PlacedLink:
+    """An ltiResourceLink the tool returned by deep linking, placed in the course as Canvas places it (a module
+    item): launching it is a resource-link launch with its own resource_link id, title, target URL and custom."""
+
+    id: str  # the resource_link id its launches carry (Canvas: the resource link's uuid)
+    title: str
+    url: str
+    custom: dict[str, str] = field(default_factory=dict)
+    text: str = ""  # the item's text: the resource_link claim's description
 
 
 class AccessToken:
@@ -63,6 +82,8 @@ class SimPlatform:
         self.token_requests = 0
         self.tool_jwks_fetches = 0
         self.deep_link_responses: list[dict[str, Any]] = []
+        # Links placed in the course by accepted deep-linking responses, oldest first (only in memory).
+        self.placed_links: list[PlacedLink] = []
         self.access_tokens: dict[str, AccessToken] = {}
         self.seen_jtis: set[str] = set()
         # AGS state (see canvas_sim.services).
@@ -122,12 +143,29 @@ class SimPlatform:
         *,
         message_type: str = c.RESOURCE_LINK_REQUEST,
         target_link_uri: str | None = None,
-        resource_link_id: str = "sim-link-1",
+        resource_link_id: str | None = None,
         custom: Mapping[str, str] | None = None,
+        link: PlacedLink | None = None,
+        locale: str | None = None,
     ) -> dict[str, str]:
+        """The login initiation for a launch. `link` launches a placed link (its URL, id, title and custom;
+        `custom` adds to its own); `locale` overrides the configured language for this launch only. Both travel
+        in the signed lti_message_hint to the id_token."""
         user = self.user(user_key)
         if message_type not in c.MESSAGE_TYPES:
             raise SimAuthError(f"ukjent meldingstype: {message_type!r}")
+        if locale is not None and not _LOCALE.match(locale):
+            raise SimAuthError(f"ugyldig språkkode (locale): {locale!r}")
+        title: str | None = None
+        description: str | None = None
+        if link is not None:
+            if message_type != c.RESOURCE_LINK_REQUEST:
+                raise SimAuthError("en lenke i emnet starter bare LtiResourceLinkRequest")
+            target_link_uri = target_link_uri or link.url
+            resource_link_id = resource_link_id or link.id
+            custom = {**link.custom, **(custom or {})}
+            title = link.title
+            description = link.text or None
         target = target_link_uri or self.config.tool_launch_url
         now = int(self.clock())
         # Canvas's hint is a signed JWT too; signing keeps the sim stateless, so a
@@ -141,8 +179,11 @@ class SimPlatform:
                 "login_hint": user.key,
                 "message_type": message_type,
                 "target_link_uri": target,
-                "resource_link_id": resource_link_id,
+                "resource_link_id": resource_link_id or DEFAULT_RESOURCE_LINK_ID,
                 "custom": dict(custom or {}),
+                "resource_link_title": title,
+                "resource_link_description": description,
+                "locale": locale,
             }
         )
         params = {
@@ -201,6 +242,9 @@ class SimPlatform:
             target_link_uri=hint["target_link_uri"],
             resource_link_id=hint["resource_link_id"],
             custom=hint.get("custom") or None,
+            resource_link_title=hint.get("resource_link_title"),
+            resource_link_description=hint.get("resource_link_description"),
+            locale=hint.get("locale"),
         )
         return redirect_uri, {"id_token": token, "state": state}
 
@@ -212,11 +256,15 @@ class SimPlatform:
         nonce: str,
         message_type: str = c.RESOURCE_LINK_REQUEST,
         target_link_uri: str | None = None,
-        resource_link_id: str = "sim-link-1",
+        resource_link_id: str = DEFAULT_RESOURCE_LINK_ID,
         custom: Mapping[str, str] | None = None,
+        resource_link_title: str | None = None,
+        resource_link_description: str | None = None,
+        locale: str | None = None,
     ) -> dict[str, Any]:
         u = self.user(user)
         cfg = self.config
+        language = locale or cfg.locale
         base = cfg.base
         now = int(self.clock())
         course = f"{base}/api/lti/courses/{cfg.course_id}"
@@ -234,7 +282,7 @@ class SimPlatform:
             "given_name": u.given_name,
             "family_name": u.family_name,
             "email": u.email,
-            "locale": cfg.locale,
+            "locale": language,
             c.MESSAGE_TYPE: message_type,
             c.VERSION: "1.3.0",
             c.DEPLOYMENT_ID: cfg.deployment_id,
@@ -255,7 +303,7 @@ class SimPlatform:
             c.LAUNCH_PRESENTATION: {
                 "document_target": "iframe",
                 "return_url": f"{base}/courses/{cfg.course_id}/external_content/success/external_tool_redirect",
-                "locale": cfg.locale,
+                "locale": language,
             },
             c.CUSTOM: merged_custom,
             c.LIS: {"course_offering_sourcedid": cfg.course_sis_id},
@@ -270,7 +318,10 @@ class SimPlatform:
             },
         }
         if message_type == c.RESOURCE_LINK_REQUEST:
-            out[c.RESOURCE_LINK] = {"id": resource_link_id, "title": cfg.course_title}
+            resource_link = {"id": resource_link_id, "title": resource_link_title or cfg.course_title}
+            if resource_link_description:
+                resource_link["description"] = resource_link_description
+            out[c.RESOURCE_LINK] = resource_link
         elif message_type == c.DEEP_LINKING_REQUEST:
             out[c.DL_SETTINGS] = {
                 "deep_link_return_url": f"{base}/courses/{cfg.course_id}/deep_linking_response",
@@ -448,6 +499,41 @@ class SimPlatform:
         items = payload.get(c.DL_CONTENT_ITEMS, [])
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             raise SimAuthError("content_items må være en liste av objekter")
+        # Canvas places each ltiResourceLink in the course; the settings accept no other type, so none is placed.
+        links = [self._placed_link(i) for i in items if i.get("type") == "ltiResourceLink"]
         with self._lock:
             self.deep_link_responses.append(payload)
+            self.placed_links.extend(links)
         return payload
+
+    def _placed_link(self, item: Mapping[str, Any]) -> PlacedLink:
+        cfg = self.config
+        url = item.get("url")
+        if url is None:
+            url = cfg.tool_launch_url  # Canvas: a link without url launches the tool's own target_link_uri
+        if not isinstance(url, str) or origin_of(url) not in cfg.tool_origins():
+            # Canvas finds the tool to launch by the link's URL; one on another host matches no tool.
+            raise SimAuthError(f"url i ltiResourceLink hører ikke til verktøyet: {url!r}")
+        title = item.get("title")
+        text = item.get("text")
+        custom = item.get("custom")
+        if custom is None:
+            custom = {}
+        if not isinstance(custom, dict):
+            raise SimAuthError("custom i ltiResourceLink må være et objekt")
+        return PlacedLink(
+            id=str(uuid.uuid4()),
+            title=title if isinstance(title, str) and title.strip() else url,
+            url=url,
+            custom={str(k): v if isinstance(v, str) else json.dumps(v) for k, v in custom.items()},
+            text=text if isinstance(text, str) else "",
+        )
+
+    def course_links(self) -> list[PlacedLink]:
+        """The links placed in the course so far, oldest first (a copy)."""
+        with self._lock:
+            return list(self.placed_links)
+
+    def placed_link(self, link_id: str) -> PlacedLink | None:
+        with self._lock:
+            return next((link for link in self.placed_links if link.id == link_id), None)

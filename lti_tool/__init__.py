@@ -84,6 +84,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from lti_tool.views import bp as app_bp
     from lti_tool.views.licence_admin import bp as licence_admin_bp
     from lti_tool.views.live_events import bp as live_events_bp
+    from lti_tool.views.locale_switch import bp as locale_bp
     from lti_tool.views.owner_pages import bp as owner_pages_bp
     from lti_tool.views.owner_pages import order_bp
     from lti_tool.views.public import bp as public_bp
@@ -101,6 +102,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(order_bp)
     app.register_blueprint(verify_bp)
     app.register_blueprint(public_bp)
+    app.register_blueprint(locale_bp)
     return app
 
 

@@ -22,6 +22,10 @@ from kurspakke.notices import compile_catalogue
 TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
 LOCALES = ("nb", "nn", "en")
 DEFAULT_LOCALE = "nb"
+# A language chosen on a page outside Canvas (lti_tool/views/locale_switch.py).
+LANGUAGE_COOKIE = "kp_lang"
+# Each language named in itself on the switcher (WCAG 3.1.2: marked with its own lang).
+LANGUAGE_NAMES = (("nb", "Bokmål"), ("nn", "Nynorsk"), ("en", "English"))
 OSLO = ZoneInfo("Europe/Oslo")
 
 
@@ -44,13 +48,20 @@ def pick_locale(value: str | None) -> str:
 
 
 def current_locale() -> str:
-    """The launch's locale (g.locale), else the browser's (parsed once per request), else Bokmål."""
+    """The launch's locale (g.locale), else the one chosen on a page outside Canvas (a cookie), else the
+    browser's (parsed once per request), else Bokmål."""
     if has_request_context():
         if "locale" in g:
             return str(g.locale)
         browser = g.get("_browser_locale")
         if browser is None:
-            browser = g._browser_locale = pick_locale(request.accept_languages.best_match(["nb", "no", "nn", "en"]))
+            chosen = request.cookies.get(LANGUAGE_COOKIE, "")
+            browser = (
+                chosen
+                if chosen in LOCALES
+                else pick_locale(request.accept_languages.best_match(["nb", "no", "nn", "en"]))
+            )
+            g._browser_locale = browser
         return str(browser)
     return DEFAULT_LOCALE
 
@@ -105,5 +116,6 @@ def init_app(app: Flask) -> None:
     app.jinja_env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
     app.jinja_env.globals["gettext"] = app.jinja_env.globals["_"] = _template_gettext
     app.jinja_env.globals["current_locale"] = current_locale
+    app.jinja_env.globals["language_names"] = LANGUAGE_NAMES
     app.jinja_env.filters["oslo"] = format_datetime
     app.jinja_env.filters["oslo_day"] = format_day

@@ -58,6 +58,10 @@ class LtiStateStore(Protocol):
 
     def get_launch(self, launch_id: str) -> dict[str, Any] | None: ...
 
+    def set_locale(self, launch_id: str, locale: str) -> bool:
+        """The language the person chose on a page, for the rest of the launch. False when the launch is gone."""
+        ...
+
     def end_launch(self, launch_id: str) -> bool:
         """The launch is used up (a deep-linking launch, for its one response): its token opens nothing more.
         False when it was ended already (or never was): of two racing callers, one gets True."""
@@ -143,6 +147,16 @@ class DatabaseStateStore:
         ).one_or_none()
         return None if data is None else dict(data)
 
+    def set_locale(self, launch_id: str, locale: str) -> bool:
+        data = self.get_launch(launch_id)
+        if data is None:
+            return False
+        data["locale"] = locale
+        result: CursorResult[Any] = self.session.execute(  # type: ignore[assignment]
+            update(LaunchRecord).where(LaunchRecord.id == launch_id).values(data=data)
+        )
+        return result.rowcount == 1
+
     def end_launch(self, launch_id: str) -> bool:
         # Re-keyed to an id no token carries, not deleted: the row keeps its nonce consumed until it expires.
         result: CursorResult[Any] = self.session.execute(  # type: ignore[assignment]
@@ -182,6 +196,16 @@ class RedisStateStore:
     def get_launch(self, launch_id: str) -> dict[str, Any] | None:
         raw = self.client.get(f"{self.PREFIX}launch:{launch_id}")
         return None if raw is None else dict(json.loads(raw))
+
+    def set_locale(self, launch_id: str, locale: str) -> bool:
+        key = f"{self.PREFIX}launch:{launch_id}"
+        raw = self.client.get(key)
+        if raw is None:
+            return False
+        data = dict(json.loads(raw))
+        data["locale"] = locale
+        # keepttl: the launch ends when it would have.
+        return bool(self.client.set(key, json.dumps(data), keepttl=True, xx=True))
 
     def end_launch(self, launch_id: str) -> bool:
         return bool(self.client.delete(f"{self.PREFIX}launch:{launch_id}"))  # the nonce key stays: no replay

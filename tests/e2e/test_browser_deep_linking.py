@@ -104,6 +104,10 @@ def test_owner_places_links_by_keyboard_and_the_signed_response_reaches_the_plat
     expect(start).to_be_focused()
     page.keyboard.press("Tab")
     expect(tool.get_by_role("link", name="Gå til innholdet")).to_be_focused()
+    # The language switcher in the header: the two other languages, each named in itself.
+    for language in ("Nynorsk", "English"):
+        page.keyboard.press("Tab")
+        expect(tool.get_by_role("button", name=language, exact=True)).to_be_focused()
     page.keyboard.press("Tab")
     expect(participant).to_be_focused()
     expect(participant).to_be_checked()  # preselected; Space takes it out

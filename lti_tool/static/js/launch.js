@@ -56,6 +56,12 @@
     if (token) { state[KEY] = token; }
     window.history.replaceState(state, "", url);
   }
+  // The language switcher comes back to this page's own address (an answer to a form's POST may stand at the
+  // form's action, which a GET cannot open).
+  if (url && document.querySelectorAll) {
+    var nexts = document.querySelectorAll("form[data-locale-switch] input[name=next]");
+    for (var i = 0; i < nexts.length; i++) { nexts[i].value = url; }
+  }
 
   // Links between the tool's pages carry the token in a POST, not in their address.
   document.addEventListener("click", function (event) {

@@ -18,6 +18,12 @@ def soup_of(client: FlaskClient, url: str) -> BeautifulSoup:
     return BeautifulSoup(resp.get_data(as_text=True), "html.parser")
 
 
+def focusable(tag: Tag) -> bool:
+    if tag.name in ("button", "select", "textarea", "iframe"):
+        return tag.name != "iframe" or not tag.has_attr("hidden")
+    return (tag.name == "input" and tag.get("type") != "hidden") or (tag.name == "a" and tag.has_attr("href"))
+
+
 def test_factory_exposes_platform(app: Flask, platform: SimPlatform) -> None:
     assert app.extensions["canvas_sim"] is platform
     fresh = create_sim_app()
@@ -34,7 +40,8 @@ def test_launch_page_structure(client: FlaskClient) -> None:
         assert isinstance(el, Tag)
         assert el.get("aria-label") or el.get("aria-labelledby"), landmark
 
-    buttons = [b.get_text(strip=True) for b in soup.find_all("button")]
+    # The language form's button is for browsers without script only.
+    buttons = [b.get_text(strip=True) for b in soup.find_all("button") if not b.find_parent("noscript")]
     assert buttons == [
         "Start som deltaker",
         "Start som mentor",
@@ -42,13 +49,18 @@ def test_launch_page_structure(client: FlaskClient) -> None:
         "Start som kurseier",
         "Legg til lenker (dyplenking) som kurseier",
     ]
-    for form in soup.find_all("form"):
+    start_forms = soup.find_all("form", target=True)
+    assert len(start_forms) == 5
+    for form in start_forms:
         assert form["target"] == "tool_frame"
         assert form["action"] == "/sim/start"
         assert form.get("method", "get").lower() == "get"
+    # The deep-linking start is the navigation's last control: Tab goes from it into the tool's frame.
     dl_form = soup.find_all("form")[-1]
     hidden = {i["name"]: i["value"] for i in dl_form.find_all("input", type="hidden")}
-    assert hidden == {"user": "kurseier", "message_type": "LtiDeepLinkingRequest"}
+    assert hidden == {"user": "kurseier", "message_type": "LtiDeepLinkingRequest", "locale": "nb"}
+    stops = soup.find_all(focusable)
+    assert stops[stops.index(dl_form.find("button")) + 1] is soup.find("iframe", attrs={"name": "tool_frame"})
 
     frame = soup.find("iframe")
     assert isinstance(frame, Tag)

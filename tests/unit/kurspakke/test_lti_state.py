@@ -189,3 +189,21 @@ def test_an_ended_launch_is_gone_and_its_nonce_stays_used(unit_of_work):
     with pytest.raises(NonceReused):
         store.record_launch("again", nonce, {}, 60)
     rollback()
+
+
+def test_a_chosen_language_stays_with_the_launch_and_an_ended_one_takes_none(unit_of_work):
+    nonce = uuid.uuid4().hex
+    store, commit, _ = unit_of_work()
+    store.record_launch("chooser", nonce, {"locale": "nb", "sub": "s"}, 60)
+    commit()
+    store, commit, _ = unit_of_work()
+    assert store.set_locale("chooser", "nn") is True
+    commit()
+    store, commit, _ = unit_of_work()
+    assert store.get_launch("chooser") == {"locale": "nn", "sub": "s"}
+    assert store.end_launch("chooser") is True
+    commit()
+    store, commit, _ = unit_of_work()
+    assert store.set_locale("chooser", "en") is False
+    assert store.set_locale("never-was", "en") is False
+    commit()
