@@ -88,4 +88,4 @@ def link() -> ResponseReturnValue:
 
 
 # The participant's and the mentor's pages have routes on this blueprint; importing them registers the routes.
-from lti_tool.views import certificate_views, progress_views  # noqa: E402, F401
+from lti_tool.views import certificate_views, progress_views, reminder_views  # noqa: E402, F401

@@ -2,12 +2,12 @@
 
 Inside Canvas the launch says the language (its ``locale`` claim); a person who picks another keeps it for the rest
 of that launch: the choice is written on the launch record, and the page is opened again through the resume page
-(a 303 to the page's address; launch.js posts the token there). Outside Canvas (the order form, the certificate
+(a small page whose script posts the token to the page's address). Outside Canvas (the order form, the certificate
 check, the start page) the choice is a first-party cookie."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, redirect, request
+from flask import Blueprint, abort, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 
 from lti_tool.i18n import LANGUAGE_COOKIE, LOCALES
@@ -38,7 +38,12 @@ def switch_in_launch() -> ResponseReturnValue:
     if launch_id is None or not state_store().set_locale(launch_id, locale):
         raise LtiRefusal("launch_token_invalid", status=401)
     commit()
-    return redirect(_same_site_path(request.form.get("next", "")), code=303)
+    # The page again, in the new language: a small page posts the token to its address (launch.js). Not a redirect:
+    # a GET would have to find the token in the frame's storage, which a browser blocking third-party storage
+    # does not keep.
+    return render_template(
+        "locale_switched.html", token=launch_token_of_request(), next=_same_site_path(request.form.get("next", ""))
+    )
 
 
 @bp.get("/locale/<locale>")

@@ -31,6 +31,7 @@ from kurspakke.programmes import Session as ProgrammeSession
 from kurspakke.progress.export import export_csv
 from kurspakke.progress.overview import ABSENT, MAKEUP, PRESENT, PersonProgress, meetings_for, people_progress
 from kurspakke.progress.requests import UnknownSyncRequest, request_sync, sync_state
+from kurspakke.reminders.services import recent_nudges
 from lti_tool.i18n import format_day, gettext
 from lti_tool.i18n_marker import N_
 from lti_tool.lti.errors import LtiRefusal
@@ -175,6 +176,14 @@ class GroupPage:
     people: list[PersonProgress]
     meetings: dict[str, Meeting]
     mixed: bool
+    # Participant seats nudged by e-mail for falling behind in the last 14 days, with the latest nudge: the matrix
+    # says so beside their name, so the mentor knows who has heard from the tool before following up.
+    nudged: dict[int, datetime] = field(default_factory=dict)
+
+    def nudged_on(self, seat_id: int) -> str | None:
+        """The day (dd.mm, Oslo) of the seat's latest nudge, when there is one."""
+        sent = self.nudged.get(seat_id)
+        return sent.astimezone(OSLO).strftime("%d.%m") if sent is not None else None
 
     def started(self, key: str) -> bool:
         meeting = self.meetings.get(key)
@@ -242,6 +251,7 @@ def group_page(programme: Programme, group: MentorGroup) -> GroupPage:
         people=people,
         meetings=meetings_for(session, programme, group),
         mixed=mixed([p.workplace for p in people]),
+        nudged=recent_nudges(session, group.id) if people else {},
     )
 
 

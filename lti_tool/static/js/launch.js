@@ -38,9 +38,11 @@
   if (token) { remember(token); }
 
   if (body.hasAttribute("data-resume")) {
-    var stored = recall();
+    // A page that knows the token and where to go (the language switcher's answer) posts it there; a reload's
+    // page posts the kept token back to its own address.
+    var stored = token || recall();
     if (stored) {
-      post(window.location.pathname, stored);
+      post(body.getAttribute("data-resume-to") || window.location.pathname, stored);
     } else {
       document.getElementById("resume-status").hidden = true;
       document.getElementById("resume-failed").hidden = false;

@@ -129,3 +129,9 @@ def test_a_new_tab_without_the_token_asks_to_open_the_tool_again():
     out = run(body={"data-resume": ""}, historyState={"something": "else"})
     assert out["submitted"] == []
     assert out["statusHidden"] is True and out["failedHidden"] is False
+
+
+def test_the_language_switchers_answer_posts_its_token_to_the_page_even_where_storage_is_blocked():
+    body = {"data-resume": "", "data-resume-to": "/app/participant", "data-launch-token": TOKEN}
+    out = run(body=body, storageBlocked=True, pathname="/locale")
+    assert out["submitted"] == [{"method": "post", "action": "/app/participant", "lt": TOKEN, "attached": True}]
