@@ -16,6 +16,7 @@ from course_sync.lti_services import ToolServiceConnector
 from course_sync.progress_sync import progress_job, ten_minute_slot
 from course_sync.provisioning import StepContext, client_factory
 from course_sync.reconcile import digest_job, reconcile_job
+from course_sync.reminder_steps import NUDGE_JOB, REMINDER_JOB, SEAT_EXPIRY_NOTICE_JOB
 from course_sync.steps import step_kinds
 from course_sync.worker import PeriodicJobSpec, Worker, WorkerOptions
 from kurspakke.certificates.archive import EXPORTS_FOLDER, purge_archives
@@ -73,6 +74,9 @@ def periodic_jobs(send: Any = None, exports: Path | None = None) -> tuple[Period
         PeriodicJobSpec("certificate_sweep", daily_after(3), sweep_job),
         PeriodicJobSpec("parked_digest", daily_after(7), digest_job),
         PeriodicJobSpec("progress_sync", ten_minute_slot, progress_job),
+        SEAT_EXPIRY_NOTICE_JOB,  # daily from 07:30: seats expiring within 30 days, to licence administrators
+        REMINDER_JOB,  # daily from 08:00: the day-before reminders of tomorrow's meetings
+        NUDGE_JOB,  # daily from 09:00: participants behind the pacing, at most one nudge a week each
     )
 
 

@@ -14,6 +14,7 @@ from course_sync.notify import send_welcome
 from course_sync.notify_orders import send_payload
 from course_sync.progress_sync import sync_progress
 from course_sync.provisioning import StepContext, mark_failed, sync_seat
+from course_sync.reminder_steps import reminder_step_kinds
 from course_sync.worker import StepKind
 from kurspakke.db import transaction
 from kurspakke.licences.invitations import MAIL_SEND
@@ -86,6 +87,7 @@ def step_kinds(
         # certificate.evaluate, certificate.notify (e-mail), certificate.ags (Canvas's gradebook)
         **CertificateSteps(send, base_url, connector_for).kinds(),
         CERTIFICATE_ARCHIVE: StepKind(build_archive),  # the licence administrator's large ZIP of certificates
+        **reminder_step_kinds(send, base_url=base_url),  # meeting.notify, mail.notice (.ics), reminder.send
     }
 
 

@@ -33,6 +33,7 @@ from kurspakke.models import Organisation, Person, ProgrammeRole, ProgrammeRoleK
 from kurspakke.outbox.services import enqueue
 from kurspakke.programmes import Programme
 from kurspakke.programmes import Session as ProgrammeSession
+from kurspakke.reminders.services import notify_cancelled_later, notify_later, where_of
 
 MEETING_SYNC = "meeting.sync"
 MAX_DURATION = 600
@@ -207,6 +208,7 @@ def schedule(
         after=meeting_state(meeting),
     )
     _sync_later(session, meeting)
+    notify_later(session, meeting)  # the e-mail with the .ics to the meeting's people (course_sync/reminder_steps.py)
     session.flush()
     return meeting
 
@@ -222,6 +224,7 @@ def cancel(session: Session, meeting: Meeting, *, actor: str) -> None:
         raise MeetingError("meeting_has_attendance")
     before = meeting_state(meeting)
     meeting_id, event_id, context = meeting.id, meeting.canvas_event_id, meeting.canvas_context
+    created_at, where = meeting.created_at, where_of(meeting)
     subject = f"group:{meeting.group_id}" if meeting.group_id is not None else f"meeting:{meeting.id}"
     session.delete(meeting)
     session.flush()
@@ -248,6 +251,7 @@ def cancel(session: Session, meeting: Meeting, *, actor: str) -> None:
             "programme_id": before["programme_id"],
         },
     )
+    notify_cancelled_later(session, meeting_id, created_at, where)
     session.flush()
 
 

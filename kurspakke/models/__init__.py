@@ -36,6 +36,7 @@ from kurspakke.models.people import (
 )
 from kurspakke.outbox.models import OutboxStep, PeriodicJob, StepStatus
 from kurspakke.progress.models import ModuleCompletion, ProgressWatermark, QuizMapping
+from kurspakke.reminders.models import MeetingNotice, MeetingReminder, Nudge, ReminderPreference, SeatExpiryNotice
 
 __all__ = [
     "Attendance",
@@ -55,8 +56,11 @@ __all__ = [
     "IdentityKind",
     "LaunchRecord",
     "Meeting",
+    "MeetingNotice",
+    "MeetingReminder",
     "MentorGroup",
     "ModuleCompletion",
+    "Nudge",
     "Order",
     "OrderSource",
     "OrderStatus",
@@ -71,7 +75,9 @@ __all__ = [
     "ProgressWatermark",
     "QuizMapping",
     "Registration",
+    "ReminderPreference",
     "Seat",
+    "SeatExpiryNotice",
     "SeatPool",
     "StepStatus",
     "ToolKey",

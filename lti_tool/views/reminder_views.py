@@ -48,15 +48,19 @@ def _reminder_setting() -> dict[str, Any]:
 def save_reminders() -> ResponseReturnValue:
     """Save the launch's person's reminder setting and show the page the form was on again, saying so."""
     ctx = current_launch()
-    if ctx.person is None or not ctx.views:
+    if ctx.person is None:
         raise LtiRefusal("forbidden", status=403)
     # The form names whose setting it shows; a form of someone else (another tab's launch, a forged post) is refused
     # rather than quietly applied to the person of this token.
     if request.form.get("person", "") != str(ctx.person.id):
         raise LtiRefusal("forbidden", status=403, detail="reminder form of another person")
+    # Back to the page the form was on; only those pages carry it, so no other view is ever rendered from here.
+    shown = [v for v in FORM_VIEWS if v in ctx.views]
+    if not shown:
+        raise LtiRefusal("forbidden", status=403)
     view = request.form.get("view", "")
-    if view not in FORM_VIEWS or view not in ctx.views:
-        view = ctx.default_view
+    if view not in shown:
+        view = shown[0]
     on = request.form.get("reminders") == "on"
     set_reminders(db(), ctx.person.id, on, locale=current_locale())
     commit()

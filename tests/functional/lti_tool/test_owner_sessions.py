@@ -106,7 +106,11 @@ def test_scheduling_writes_the_meeting_and_its_calendar_step_and_a_bad_plan_writ
     assert (meeting.group_id, meeting.organisation_id, meeting.session_key) == (None, None, "samling-1")
     assert meeting.starts_at == datetime(2027, 1, 12, 9, 0, tzinfo=UTC)
     steps = db_session.scalars(select(OutboxStep)).all()
-    assert [(s.kind, s.subject) for s in steps] == [("meeting.sync", f"meeting:{meeting.id}")]
+    # The Canvas calendar event, and the notice with an .ics to the run's participants (course_sync/reminder_steps.py).
+    assert [(s.kind, s.subject) for s in steps] == [
+        ("meeting.sync", f"meeting:{meeting.id}"),
+        ("meeting.notify", f"meeting-notice:{meeting.id}"),
+    ]
 
 
 def test_a_programme_with_group_sessions_only_says_the_mentors_schedule_them(client, app, sim, driver) -> None:
