@@ -113,7 +113,12 @@ def make_workers(
         max_in_flight=settings.canvas_max_in_flight,
     )
     send = partial(send_mail, settings)
-    kinds = step_kinds(send, base_url=settings.base_url, connector_for=connectors(settings, sessions, encryptor))
+    kinds = step_kinds(
+        send,
+        base_url=settings.base_url,
+        connector_for=connectors(settings, sessions, encryptor),
+        secret_key=settings.secret_key,
+    )
     jobs = periodic_jobs(exports=settings.instance_path / EXPORTS_FOLDER)
     return [
         Worker(sessions, clients, kinds, options_from(settings), jobs=jobs)

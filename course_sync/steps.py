@@ -66,11 +66,16 @@ def sync_programme_progress(ctx: StepContext, payload: dict[str, Any]) -> None:
 
 
 def step_kinds(
-    send: Send | None = None, *, base_url: str = "", connector_for: ConnectorFor | None = None
+    send: Send | None = None,
+    *,
+    base_url: str = "",
+    connector_for: ConnectorFor | None = None,
+    secret_key: str | None = None,
 ) -> dict[str, StepKind]:
     """``send(to=..., subject=..., text=...)`` delivers an e-mail (kurspakke.mail.send_mail bound to the settings);
     None logs e-mails instead of sending them. ``base_url`` is the tool's address (the verification page in
-    certificate e-mails); ``connector_for`` makes LTI service connectors for AGS (None: gradebook posts wait)."""
+    certificate e-mails); ``connector_for`` makes LTI service connectors for AGS (None: gradebook posts wait);
+    ``secret_key`` signs the one-click "reminders off" links (None: read from the environment when first needed)."""
 
     def welcome(ctx: StepContext, payload: dict[str, Any]) -> None:
         send_welcome(ctx, payload, send)
@@ -87,7 +92,8 @@ def step_kinds(
         # certificate.evaluate, certificate.notify (e-mail), certificate.ags (Canvas's gradebook)
         **CertificateSteps(send, base_url, connector_for).kinds(),
         CERTIFICATE_ARCHIVE: StepKind(build_archive),  # the licence administrator's large ZIP of certificates
-        **reminder_step_kinds(send, base_url=base_url),  # meeting.notify, mail.notice (.ics), reminder.send
+        # meeting.notify, mail.notice (with the .ics file), reminder.send
+        **reminder_step_kinds(send, base_url=base_url, secret_key=secret_key),
     }
 
 
