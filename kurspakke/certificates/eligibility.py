@@ -126,7 +126,7 @@ def _participant(
     return standing
 
 
-def _sessions_a_mentor_leads(programme: Programme) -> list[str]:
+def sessions_a_mentor_leads(programme: Programme) -> list[str]:
     """The required group sessions ("ledet gruppesamlingene"); a programme without group sessions (a learning
     network, whose team leaders lead their team through the run's sessions): every required session."""
     required = [s for s in programme.sessions if s.required]
@@ -156,7 +156,7 @@ def mentor_standings(
         mentors.setdefault(person_id, (name, organisation_id, organisation))
     if not mentors:
         return {}
-    required = _sessions_a_mentor_leads(programme)
+    required = sessions_a_mentor_leads(programme)
     done: dict[int, dict[str, datetime]] = defaultdict(dict)
 
     def note(person_id: int, key: str, when: datetime) -> None:
@@ -219,5 +219,6 @@ __all__ = [
     "Standing",
     "mentor_standings",
     "participant_standings",
+    "sessions_a_mentor_leads",
     "standings",
 ]

@@ -11,7 +11,7 @@ from flask.typing import ResponseReturnValue
 
 from kurspakke.certificates.codes import format_code
 from kurspakke.certificates.documents import badge_filename, document_of, ensure_badge, pdf_filename, verify_url
-from kurspakke.certificates.eligibility import Standing, mentor_standings
+from kurspakke.certificates.eligibility import Standing, mentor_standings, sessions_a_mentor_leads
 from kurspakke.certificates.models import Certificate, CertificateRole
 from kurspakke.certificates.pdf import render_pdf
 from kurspakke.certificates.services import current
@@ -35,6 +35,11 @@ class OwnCertificate:
     earned: bool = False  # everything is done: the worker issues it within minutes
     offered: bool = True  # the programme has a certificate for this role
     mentor: bool = False  # the mentor's rule: sessions to lead rather than attend
+    required: int = 0  # how many things the rule asks for in all (the progress bar's maximum)
+
+    @property
+    def done(self) -> int:
+        return max(0, self.required - len(self.remaining_modules) - len(self.remaining_sessions))
 
     @property
     def valid(self) -> bool:
@@ -56,13 +61,16 @@ def own_certificate(
         return OwnCertificate(cert, format_code(cert.code), verify_url(base, cert.code))
     if mentor:
         standing = mentor_standings(session, programme, [ctx.person.id]).get(ctx.person.id)
-        return _remaining(programme, standing) if standing is not None else OwnCertificate(offered=False)
+        if standing is None:
+            return OwnCertificate(offered=False)
+        return _remaining(programme, standing, len(sessions_a_mentor_leads(programme)))
     if progress is None:
         return OwnCertificate(offered=False)
     rule = ParticipantRule(programme)
     return _remaining(
         programme,
-        Standing(
+        required=len(rule.modules) + len(rule.sessions),
+        standing=Standing(
             person_id=progress.person_id,
             role=CertificateRole.PARTICIPANT,
             name=progress.name,
@@ -74,7 +82,7 @@ def own_certificate(
     )
 
 
-def _remaining(programme: Programme, standing: Standing) -> OwnCertificate:
+def _remaining(programme: Programme, standing: Standing, required: int) -> OwnCertificate:
     modules = {m.id: m.title for m in programme.modules}
     sessions = {s.id: s.title for s in programme.sessions}
     return OwnCertificate(
@@ -82,6 +90,7 @@ def _remaining(programme: Programme, standing: Standing) -> OwnCertificate:
         remaining_sessions=[sessions[k] for k in standing.missing_sessions if k in sessions],
         earned=not standing.missing_modules and not standing.missing_sessions,
         mentor=standing.role is CertificateRole.MENTOR,
+        required=required,
     )
 
 

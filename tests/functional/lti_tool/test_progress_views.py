@@ -138,6 +138,9 @@ def test_min_fremdrift_shows_modules_sessions_next_session_group_and_what_remain
     # The next session is the introduction in a week, digital with its link.
     nxt = soup.find("section", attrs={"aria-labelledby": "next-heading"})
     assert "Om opplæringspakken" in nxt.get_text() and nxt.find("a")["href"] == "https://meet.example.no/intro"
+    bar = soup.find("progress", id="certificate-heading-progress")
+    assert (bar["max"], bar["value"]) == ("9", "1")  # four quizzes and five sessions; module 1 done
+    assert soup.find(id=bar["aria-describedby"]).get_text() == "1 av 9"
     remaining = soup.find("section", attrs={"aria-labelledby": "certificate-heading"}).get_text(" ")
     assert PROGRAMME.modules[1].title in remaining and PROGRAMME.modules[0].title not in remaining
     assert "Samling 1" in remaining
