@@ -6,15 +6,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
 from playwright.sync_api import Page, expect
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select
 
 from canvas_sim.demo import demo_platform
 from kurspakke.db import transaction
-from kurspakke.models import CanvasInstance
+from kurspakke.groups.models import GroupMember, GroupMentor, MentorGroup
+from kurspakke.licences.models import Seat
+from kurspakke.meetings.models import Meeting
+from kurspakke.models import CanvasInstance, Organisation, Person
+from kurspakke.outbox.models import OutboxStep
 from tests.e2e.helpers import TOOL_FRAME, axe_summary, run_axe, tool_frame
 
 if TYPE_CHECKING:
@@ -23,6 +28,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.e2e
 
 PAGES_PER_ROLE = 16
+PROGRAMME_ID = "lindrende-behandling"
 ROLES = [
     ("Start som deltaker", "My progress"),
     ("Start som mentor", "Mentor overview"),
@@ -42,19 +48,55 @@ LINKS = "() => [...document.querySelectorAll('a[data-app-link]')].map(a => a.get
 
 @pytest.fixture
 def sellers_canvas(live: LiveStack) -> Iterator[LiveStack]:
-    """The seller's Canvas registered, so the course owner's business pages are linked too; undone after."""
+    """The seller's Canvas registered, so the course owner's business pages are linked too, and a group the
+    simulator's mentor leads (Kari in it, samling 1 held yesterday), so the mentor's forms are linked; undone
+    after."""
     factory = live.tool_app.extensions["kurspakke"].session_factory
+    now = datetime.now(UTC)
     with transaction(factory) as s:
+        steps_before = s.scalar(select(func.max(OutboxStep.id))) or 0
         instance = demo_platform(live.sim.config).platform_instance
         canvas = CanvasInstance(api_url=live.sim_url, account_id=1, token_encrypted=b"x", platform_instance=instance)
-        s.add(canvas)
+        org = s.scalars(select(Organisation).where(Organisation.name == "Oslo kommune")).one()
+        kari = s.scalars(select(Person).where(Person.email == live.sim.user("deltaker").email)).one()
+        mentor = s.scalars(select(Person).where(Person.email == live.sim.user("mentor").email)).one()
+        seat = Seat(
+            organisation_id=org.id,
+            programme_id=PROGRAMME_ID,
+            person_id=kari.id,
+            workplace="Sykehjem",
+            assigned_at=now - timedelta(days=2),
+            valid_until=now + timedelta(days=365),
+        )
+        group = MentorGroup(organisation_id=org.id, programme_id=PROGRAMME_ID, name="Group Sun")
+        s.add_all([canvas, seat, group])
         s.flush()
-        canvas_id = canvas.id
+        s.add_all(
+            [GroupMentor(group_id=group.id, person_id=mentor.id), GroupMember(group_id=group.id, seat_id=seat.id)]
+        )
+        s.add(
+            Meeting(
+                programme_id=PROGRAMME_ID,
+                session_key="samling-1",
+                group_id=group.id,
+                starts_at=now - timedelta(days=1),
+                duration_minutes=120,
+                format="physical",
+                place="Room 2",
+            )
+        )
+        ids = canvas.id, seat.id, group.id
     try:
         yield live
     finally:
         with transaction(factory) as s:
-            s.execute(delete(CanvasInstance).where(CanvasInstance.id == canvas_id))
+            s.execute(delete(Meeting).where(Meeting.group_id == ids[2]))
+            s.execute(delete(GroupMember).where(GroupMember.group_id == ids[2]))
+            s.execute(delete(GroupMentor).where(GroupMentor.group_id == ids[2]))
+            s.execute(delete(MentorGroup).where(MentorGroup.id == ids[2]))
+            s.execute(delete(OutboxStep).where(OutboxStep.id > steps_before))  # what the seat and group wrote
+            s.execute(delete(Seat).where(Seat.id == ids[1]))
+            s.execute(delete(CanvasInstance).where(CanvasInstance.id == ids[0]))
 
 
 @pytest.mark.parametrize(("button", "heading"), ROLES, ids=[r[0].split()[-1] for r in ROLES])
@@ -96,6 +138,8 @@ def test_every_page_of_a_role_in_english_has_no_wcag_violations(
         if depth < 2:
             queue += [(h, depth + 1) for h in frame.evaluate(LINKS) if h not in visited]
     assert failures == {}, failures
-    # The demo's mentor leads no group and the participant's page has no links; the others have pages to walk.
+    # The participant's page has no links; the others have pages to walk.
     if button.endswith(("lisensadministrator", "kurseier")):
         assert len(visited) >= 5, visited
+    if button.endswith("mentor"):
+        assert any(h.endswith("/attendance") for h in visited) and any(h.endswith("/schedule") for h in visited)
