@@ -30,7 +30,8 @@ class Login:
         return self.auth_params["nonce"]
 
 
-def form_fields(html: str, form_selector: str = "form") -> tuple[str, dict[str, str]]:
+def form_fields(html: str, form_selector: str = "form:not([data-locale-switch])") -> tuple[str, dict[str, str]]:
+    """The first form of a page (the header's language switcher aside) as (action, fields)."""
     soup = BeautifulSoup(html, "html.parser")
     form = soup.select_one(form_selector)
     assert form is not None, html[:500]
