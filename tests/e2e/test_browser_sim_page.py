@@ -1,68 +1,34 @@
 """The simulator's course page in a real Chromium: it reflows at phone width, keeps the Canvas-like layout on a
 desktop, and its script keeps the language choice and the placed links up to date.
 
-Only the simulator is served (no tool): nothing here starts a launch. Marked e2e like the browser tests, and like
-them it skips without Chromium, except in CI, where it fails.
+Only the simulator is served (no tool): nothing here starts a launch. It uses the browser tests' Chromium (one
+Playwright per run: a second one in the same thread cannot start).
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from werkzeug.serving import make_server
 
 from canvas_sim import SimConfig, SimPlatform, create_sim_app
 from canvas_sim.platform import PlacedLink
-from tests.conftest import IN_CI
+from tests.conftest import rsa_pem
 from tests.e2e.helpers import axe_summary, run_axe
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-AXE_JS = Path(__file__).resolve().parents[3] / "node_modules" / "axe-core" / "axe.min.js"
-# As tests/e2e/conftest.py launches it.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-site-isolation-trials",
-]
 TOOL_FRAME = "iframe[name='tool_frame']"
 LONG_TITLE = "Mentoroversikt for veiledere i hjemmetjenesten – lindrende behandling og omsorg ved livets slutt"
 
 
-def _missing(what: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{what}; CI requires the browser tests")
-    pytest.skip(what)
-
-
 @pytest.fixture(scope="module")
-def axe_source() -> str:
-    if not AXE_JS.exists():
-        _missing(f"axe-core not installed at {AXE_JS} (npm ci)")
-    return AXE_JS.read_text(encoding="utf-8")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        _missing(f"no Chromium at {CHROMIUM} (make test installs Debian's chromium)")
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+def platform_pem() -> bytes:
+    return rsa_pem("platform")
 
 
 @pytest.fixture
