@@ -168,8 +168,12 @@ def test_the_licence_administrators_progress_page_in_canvas_has_no_wcag_violatio
     page.goto(live.sim_url + "/")
     page.get_by_role("button", name="Start som lisensadministrator", exact=True).click()
     tool = page.frame_locator(TOOL_FRAME)
+    # A click before launch.js has run would follow the link as a plain GET: wait for the page to be whole.
+    expect(tool.locator("body[data-canonical-url]")).to_have_count(1)
+    page.wait_for_load_state()
     tool.locator("a[href^='/admin/']").first.click()
     expect(tool.locator("body")).to_have_attribute("data-canonical-url", re.compile(r"^/admin/\d+/[^/]+/$"))
+    page.wait_for_load_state()
     tool.locator("nav a[href$='/progress'][data-app-link]").click()
     expect(tool.locator("body")).to_have_attribute("data-canonical-url", re.compile(r"/progress$"))
     frame = tool_frame(page)
