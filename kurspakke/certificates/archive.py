@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from kurspakke.certificates.codes import format_code
 from kurspakke.certificates.documents import document_of
-from kurspakke.certificates.models import Certificate, CertificateRole
+from kurspakke.certificates.models import Certificate, CertificateRole, status_of
 from kurspakke.certificates.pdf import render_pdf
 from kurspakke.licences.seating import neutralise
 from kurspakke.models.base import utcnow
@@ -123,17 +123,6 @@ def entry_name(cert: Certificate) -> str:
     stem = safe_stem(cert.name)
     code = format_code(cert.code)
     return f"kursbevis-{stem}-{code}.pdf" if stem else f"kursbevis-{code}.pdf"
-
-
-def status_of(cert: Certificate) -> tuple[str, date | None]:
-    """``("valid", None)``, ``("revoked", <day revoked>)`` or ``("superseded", <day replaced>)``, days in Oslo. A
-    certificate is never both (a revoked one is not re-issued, a replaced one not revoked); replaced is said first
-    regardless."""
-    if cert.superseded_at is not None:
-        return "superseded", cert.superseded_at.astimezone(OSLO).date()
-    if cert.revoked_at is not None:
-        return "revoked", cert.revoked_at.astimezone(OSLO).date()
-    return "valid", None
 
 
 def norwegian_day(day: date) -> str:

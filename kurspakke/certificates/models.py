@@ -19,6 +19,7 @@ from sqlalchemy import JSON, Enum, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kurspakke.models.base import Base, utcnow
+from kurspakke.programmes import OSLO
 
 
 class CertificateRole(enum.StrEnum):
@@ -73,4 +74,20 @@ class Certificate(Base):
         return self.revoked_at is None and self.superseded_at is None
 
 
-__all__ = ["Certificate", "CertificateRole"]
+VALID = "valid"
+REVOKED = "revoked"
+SUPERSEDED = "superseded"
+
+
+def status_of(cert: Certificate) -> tuple[str, date | None]:
+    """``("valid", None)``, ``("revoked", <day revoked>)`` or ``("superseded", <day replaced>)``, days in Oslo: what
+    every page and the verification answer say of a certificate. A certificate is never both (a revoked one is not
+    re-issued, a replaced one not revoked); replaced is said first regardless."""
+    if cert.superseded_at is not None:
+        return SUPERSEDED, cert.superseded_at.astimezone(OSLO).date()
+    if cert.revoked_at is not None:
+        return REVOKED, cert.revoked_at.astimezone(OSLO).date()
+    return VALID, None
+
+
+__all__ = ["REVOKED", "SUPERSEDED", "VALID", "Certificate", "CertificateRole", "status_of"]

@@ -316,18 +316,6 @@ def reissue(
     return replacement
 
 
-def latest_of(session: Session, cert: Certificate) -> Certificate:
-    """The certificate that replaced this one last (itself when it was not replaced)."""
-    seen = {cert.id}
-    while cert.superseded_by_id is not None and cert.superseded_by_id not in seen:
-        nxt = session.get(Certificate, cert.superseded_by_id)
-        if nxt is None:
-            break
-        seen.add(nxt.id)
-        cert = nxt
-    return cert
-
-
 __all__ = [
     "CERTIFICATE_AGS",
     "CERTIFICATE_NOTIFY",
@@ -337,7 +325,6 @@ __all__ = [
     "current",
     "evaluate",
     "issue",
-    "latest_of",
     "people_without_certificates",
     "printed_texts",
     "reissue",

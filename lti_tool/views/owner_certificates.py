@@ -23,12 +23,12 @@ from sqlalchemy import case, func, select
 
 from kurspakke.certificates.codes import format_code, normalise
 from kurspakke.certificates.documents import document_of, pdf_filename, verify_url
-from kurspakke.certificates.models import Certificate, CertificateRole
+from kurspakke.certificates.models import REVOKED, SUPERSEDED, Certificate, CertificateRole, status_of
 from kurspakke.certificates.pdf import render_pdf
 from kurspakke.certificates.services import MAX_NAME, MAX_REASON, CertificateError, reissue, revoke
 from kurspakke.licences.models import AuditEntry
 from kurspakke.programmes import Programme
-from lti_tool.i18n import format_day, gettext
+from lti_tool.i18n import gettext
 from lti_tool.i18n_marker import N_
 from lti_tool.services import commit, db, services
 from lti_tool.views import _resume
@@ -98,20 +98,18 @@ def shown_code(code: str) -> str:
 
 
 def status_key(cert: Certificate) -> str:
-    """The verification page's word for the certificate (kurspakke verify answers the same)."""
-    if cert.superseded_at is not None:
-        return "superseded"
-    if cert.revoked_at is not None:
-        return "revoked"
-    return "valid"
+    """The verification page's word for the certificate (kurspakke.certificates.models.status_of)."""
+    return status_of(cert)[0]
+
+
+STATUS_TEXTS = {SUPERSEDED: N_("replaced %(date)s"), REVOKED: N_("revoked %(date)s")}
 
 
 def status_text(cert: Certificate) -> str:
-    if cert.superseded_at is not None:
-        return gettext("replaced %(date)s", date=format_day(cert.superseded_at))
-    if cert.revoked_at is not None:
-        return gettext("revoked %(date)s", date=format_day(cert.revoked_at))
-    return gettext("valid")
+    key, day = status_of(cert)
+    if day is None:
+        return gettext("valid")
+    return gettext(STATUS_TEXTS[key], date=day.strftime("%d.%m.%Y"))
 
 
 def _helpers() -> dict[str, Any]:
@@ -406,8 +404,9 @@ def certificate(cert_id: int) -> ResponseReturnValue:
     return _certificate_page(ctx, programme, cert)
 
 
-@bp.post("/certificates/<int:cert_id>/revoke")
-def revoke_certificate(cert_id: int) -> ResponseReturnValue:
+def _changeable(cert_id: int) -> tuple[LaunchContext, Programme, Certificate] | ResponseReturnValue:
+    """The owner's certificate to revoke or re-issue, or the answer that refuses it: 404 for one not of this
+    programme, 409 for one already revoked or replaced (its page shows no forms then)."""
     ctx, programme = business_launch()
     cert = _certificate_of(programme, cert_id)
     if cert is None:
@@ -415,6 +414,15 @@ def revoke_certificate(cert_id: int) -> ResponseReturnValue:
     refusal = _state_refusal(cert)
     if refusal is not None:
         return _certificate_page(ctx, programme, cert, status=STATUS[refusal], error=_message(refusal))
+    return ctx, programme, cert
+
+
+@bp.post("/certificates/<int:cert_id>/revoke")
+def revoke_certificate(cert_id: int) -> ResponseReturnValue:
+    found = _changeable(cert_id)
+    if not isinstance(found, tuple) or not isinstance(found[0], LaunchContext):
+        return found
+    ctx, programme, cert = found
     reason = request.form.get("reason", "")[: MAX_REASON * 4]
     values = {"revoke-reason": reason}
     problems: dict[str, str] = {}
@@ -443,13 +451,10 @@ def revoke_certificate(cert_id: int) -> ResponseReturnValue:
 
 @bp.post("/certificates/<int:cert_id>/reissue")
 def reissue_certificate(cert_id: int) -> ResponseReturnValue:
-    ctx, programme = business_launch()
-    cert = _certificate_of(programme, cert_id)
-    if cert is None:
-        return _not_found(ctx, programme)
-    refusal = _state_refusal(cert)
-    if refusal is not None:
-        return _certificate_page(ctx, programme, cert, status=STATUS[refusal], error=_message(refusal))
+    found = _changeable(cert_id)
+    if not isinstance(found, tuple) or not isinstance(found[0], LaunchContext):
+        return found
+    ctx, programme, cert = found
     name = request.form.get("name", "")[: MAX_NAME * 4]
     reason = request.form.get("reason", "")[: MAX_REASON * 4]
     try:

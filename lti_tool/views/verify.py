@@ -14,7 +14,7 @@ from flask import Blueprint, current_app, jsonify, redirect, render_template, re
 from flask.typing import ResponseReturnValue
 
 from kurspakke.certificates.codes import CodeShape, classify, format_code, normalise
-from kurspakke.certificates.models import Certificate
+from kurspakke.certificates.models import REVOKED, SUPERSEDED, Certificate, status_of
 from kurspakke.certificates.services import by_code
 from kurspakke.services.ratelimit import RateLimiter
 from lti_tool.services import commit, db, services
@@ -26,9 +26,6 @@ MISSES_PER_WINDOW = 10
 WINDOW_SECONDS = 600
 MAX_CODE_TEXT = 64
 
-VALID = "valid"
-REVOKED = "revoked"
-SUPERSEDED = "superseded"
 UNKNOWN = "unknown"
 MISTYPED = "mistyped"
 MALFORMED = "malformed"
@@ -86,11 +83,7 @@ def _look_up(text: str) -> tuple[str, Certificate | None, str]:
     cert = by_code(db(), canonical)
     if cert is None:
         return UNKNOWN, None, format_code(canonical)
-    if cert.superseded_at is not None:
-        return SUPERSEDED, cert, format_code(canonical)
-    if cert.revoked_at is not None:
-        return REVOKED, cert, format_code(canonical)
-    return VALID, cert, format_code(canonical)
+    return status_of(cert)[0], cert, format_code(canonical)
 
 
 def _throttled(wants_json: bool) -> ResponseReturnValue | None:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 import pytest
-from playwright.sync_api import Frame, Page, expect
+from playwright.sync_api import Frame, FrameLocator, Page, expect
 from sqlalchemy import delete, select
 
 from canvas_sim.demo import demo_platform
@@ -138,9 +139,8 @@ def test_the_course_owner_finds_and_opens_a_certificate(
     _no_violations(tool_frame(page), axe_source, "one certificate with its history and forms")
 
 
-def test_the_licence_administrator_sees_the_organisations_certificates(
-    page: Page, live: LiveStack, kari_certificate: str, axe_source: str
-) -> None:
+def _admin_certificates(page: Page, live: LiveStack) -> FrameLocator:
+    """The licence administrator's certificates page, from the simulator's start button."""
     page.goto(live.sim_url + "/")
     page.get_by_role("button", name="Start som lisensadministrator", exact=True).click()
     tool = page.frame_locator(TOOL_FRAME)
@@ -149,6 +149,13 @@ def test_the_licence_administrator_sees_the_organisations_certificates(
     tool.get_by_role("link", name=ORGANISATION, exact=True).first.click()
     expect(tool.locator("body")).to_have_attribute("data-canonical-url", re.compile(r"^/admin/"))
     tool.get_by_role("link", name="Kursbevis", exact=True).first.click()
+    return tool
+
+
+def test_the_licence_administrator_sees_the_organisations_certificates(
+    page: Page, live: LiveStack, kari_certificate: str, axe_source: str
+) -> None:
+    tool = _admin_certificates(page, live)
     expect(tool.locator("h1")).to_have_text("Kursbevis")
     expect(tool.locator("table")).to_contain_text(format_code(kari_certificate))
     _no_violations(tool_frame(page), axe_source, "the licence administrator's certificates")
@@ -156,6 +163,11 @@ def test_the_licence_administrator_sees_the_organisations_certificates(
     with page.expect_download() as download:
         tool.get_by_role("button", name="Last ned alle som ZIP").click()
     assert download.value.suggested_filename.endswith(".zip")
+    path = download.value.path()
+    assert path is not None
+    with zipfile.ZipFile(path) as archive:  # Kari's certificate as a PDF, beside the index
+        pdfs = [n for n in archive.namelist() if n.endswith(f"-{format_code(kari_certificate)}.pdf")]
+        assert len(pdfs) == 1 and archive.read(pdfs[0])[:5] == b"%PDF-"
 
 
 def test_a_large_zip_shows_its_progress_page(
@@ -164,14 +176,7 @@ def test_a_large_zip_shows_its_progress_page(
     from lti_tool.views import licence_admin_certificates
 
     monkeypatch.setattr(licence_admin_certificates, "DIRECT_ARCHIVE_MAX", 0)  # one certificate is "large" here
-    page.goto(live.sim_url + "/")
-    page.get_by_role("button", name="Start som lisensadministrator", exact=True).click()
-    tool = page.frame_locator(TOOL_FRAME)
-    expect(tool.locator("h1")).to_have_text("Lisenser")
-    page.wait_for_load_state()
-    tool.get_by_role("link", name=ORGANISATION, exact=True).first.click()
-    expect(tool.locator("body")).to_have_attribute("data-canonical-url", re.compile(r"^/admin/"))
-    tool.get_by_role("link", name="Kursbevis", exact=True).first.click()
+    tool = _admin_certificates(page, live)
     tool.get_by_role("button", name="Last ned alle som ZIP").click()
     expect(tool.locator("h1")).to_have_text("Alle kursbevis som ZIP")
     expect(tool.locator("#archive-message")).not_to_be_empty()

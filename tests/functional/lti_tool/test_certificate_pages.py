@@ -149,11 +149,15 @@ def test_the_badge_verifies_against_lti_jwks_alone_also_after_a_launch_key_rotat
         verify_credential(jwt, client.get("/lti/jwks", base_url=TOOL).get_json())
 
 
-def test_the_mentor_is_told_which_sessions_remain_to_lead(driver: Any, world: dict[str, Any]) -> None:
+def test_the_mentor_who_led_every_group_session_is_told_the_certificate_is_on_its_way(
+    driver: Any, world: dict[str, Any]
+) -> None:
     _token, soup = _launch(driver, "mentor")
     section = _section(soup, "own-certificate-heading")
-    # The simulator's mentor led every session (hold_sessions' leader is the group's mentor): nothing remains.
-    assert "Lead with your group" not in section and "Led med gruppen" not in section
+    # The simulator's mentor led every session (hold_sessions' leader is the group's mentor): nothing remains, and
+    # the page says the certificate is being issued (not a list of sessions, not a download yet).
+    assert "Du har gjort alt som kreves for kursbevis" in section
+    assert "Led med gruppen" not in section and "Last ned" not in section
 
 
 def test_downloads_without_a_certificate_are_404_and_write_nothing(
